@@ -1,0 +1,65 @@
+# jobrelay: `make` runs lint, types and tests; `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := all
+.PHONY: all help install lint format types test unit integration run kafka-up kafka-down kafka-status topics bench clean
+
+all: test ## lint, type-check and test (the same as `make test`)
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv and install jobrelay with its dev tools
+
+lint: $(STAMP) ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff: fix what can be fixed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+types: $(STAMP) ## mypy --strict on libs, services, tests and bench
+	$(BIN)/mypy
+
+# The tests start the local Kafka broker when none answers (fetching it the first time) and
+# stop it at the end if they started it; KAFKA_BOOTSTRAP_SERVERS points them elsewhere.
+test: lint types ## lint, types, then every test against a real Kafka broker
+	$(BIN)/pytest
+
+unit: $(STAMP) ## only the tests that need no broker
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP) ## only the tests against the real broker
+	$(BIN)/pytest tests/integration
+
+run: $(STAMP) ## run jobrelay locally: Kafka, topics, services (Ctrl+C stops what it started)
+	$(BIN)/jobrelay dev up
+
+kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
+	$(BIN)/jobrelay dev kafka up
+
+kafka-down: $(STAMP) ## stop the local Kafka broker started by kafka-up
+	$(BIN)/jobrelay dev kafka down
+
+kafka-status: $(STAMP) ## is a broker up, and is it ours?
+	$(BIN)/jobrelay dev kafka status
+
+topics: $(STAMP) ## create the four topics (idempotent)
+	$(BIN)/jobrelay topics ensure
+
+bench: $(STAMP) ## benchmarks, printed as a table
+	$(BIN)/python -m bench.produce_cpu
+
+clean: ## remove the virtualenv and caches (keeps the Kafka jars in .cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

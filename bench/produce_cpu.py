@@ -1,0 +1,100 @@
+"""Client CPU per produced message on the real broker: aiokafka vs confluent-kafka, and the codec.
+
+Process CPU time (all threads, so librdkafka's own threads count) divided by messages, with
+acks=all and idempotence on both clients, the same ~110-byte JobRequested value, each run
+twice. Run: `python -m bench.produce_cpu [--messages N]` with a broker on KAFKA_BOOTSTRAP_SERVERS
+(default 127.0.0.1:9092; `jobrelay dev kafka up` starts one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import Producer
+from rich.console import Console
+from rich.table import Table
+
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.jobs.events import JobRequested
+from jobrelay.messaging.clients import make_producer
+from jobrelay.messaging.codec import AvroCodec
+from jobrelay.messaging.topics import ensure_topics
+
+
+def _cpu(run: Callable[[], None]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) spent in `run`."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    run()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def aiokafka_produce(kafka: KafkaSettings, topic: str, value: bytes, count: int) -> None:
+    """Produce `count` records with aiokafka and wait for every acknowledgement."""
+
+    async def main() -> None:
+        producer = make_producer(kafka, "bench", linger_ms=5, max_batch_size=262_144)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(count)]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+
+
+def confluent_produce(kafka: KafkaSettings, topic: str, value: bytes, count: int) -> None:
+    """Produce `count` records with confluent-kafka and flush."""
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 5})  # fmt: skip
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, value, key=str(i).encode())
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=50_000)
+    args = parser.parse_args()
+    kafka = KafkaSettings()
+    topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:6]}.", partitions=3)
+    ensure_topics(kafka, topics)
+    codec = AvroCodec()
+    event = JobRequested(job_id=str(uuid.uuid4()), job_type="demo.noop", payload='{"n": 1}', request_hash="x" * 64)
+    value = codec.encode(event)
+    table = Table(title=f"client CPU per message ({args.messages:,} messages, {len(value)}-byte value, acks=all)")
+    for column in ("what", "run", "CPU µs/msg", "wall msgs/s"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+    for name, produce in (("aiokafka produce", aiokafka_produce), ("confluent-kafka produce", confluent_produce)):
+        for run in (1, 2):
+            cpu, wall = _cpu(lambda p=produce: p(kafka, topics.requested, value, args.messages))  # type: ignore[misc]
+            table.add_row(name, str(run), f"{cpu / args.messages * 1e6:.1f}", f"{args.messages / wall:,.0f}")
+    n = 100_000
+
+    def encode_n() -> None:
+        for _ in range(n):
+            codec.encode(event)
+
+    def decode_n() -> None:
+        for _ in range(n):
+            codec.decode(value)
+
+    for run in (1, 2):
+        table.add_row("codec encode (fastavro)", str(run), f"{_cpu(encode_n)[0] / n * 1e6:.1f}", "")
+        table.add_row("codec decode (fastavro)", str(run), f"{_cpu(decode_n)[0] / n * 1e6:.1f}", "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

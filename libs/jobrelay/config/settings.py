@@ -1,0 +1,90 @@
+"""Settings shared by every service (pydantic-settings; environment variables win).
+
+Each class reads its own prefix, so a service composes only what it needs. All are frozen: a
+settings object is built once in `main.py` and handed down.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["KafkaSettings", "ObservabilitySettings", "TopicSettings"]
+
+
+class KafkaSettings(BaseSettings):
+    """Where the Kafka cluster is and how to talk to it."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_KAFKA_", frozen=True, extra="ignore", populate_by_name=True)
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "JOBRELAY_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the Kafka cluster.",
+    )
+    client_id: str = Field(default="jobrelay", description="Client id prefix sent to the brokers.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(default=None, description="e.g. PLAIN or SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)
+    schema_registry_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JOBRELAY_SCHEMA_REGISTRY_URL", "JOBRELAY_KAFKA_SCHEMA_REGISTRY_URL"),
+        description="Confluent Schema Registry URL; unset means Avro single-object encoding.",
+    )
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+
+
+class TopicSettings(BaseSettings):
+    """The four topics, and how `jobrelay topics ensure` creates them."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_TOPICS_", frozen=True, extra="ignore")
+
+    prefix: str = Field(default="", description="Prepended to every topic name (for shared clusters).")
+    partitions: int = Field(default=12, ge=1, le=10_000, description="Partition count shared by all four topics.")
+    replication_factor: int = Field(default=1, ge=1, le=32)
+    min_insync_replicas: int = Field(default=1, ge=1, le=32)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1, description="Retention of the event topics.")
+    dlq_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1, description="Retention of job-dlq.")
+
+    @property
+    def requested(self) -> str:
+        """Name of the job-requested topic."""
+        return f"{self.prefix}job-requested"
+
+    @property
+    def progress(self) -> str:
+        """Name of the job-progress topic."""
+        return f"{self.prefix}job-progress"
+
+    @property
+    def completed(self) -> str:
+        """Name of the job-completed topic."""
+        return f"{self.prefix}job-completed"
+
+    @property
+    def dlq(self) -> str:
+        """Name of the job-dlq topic."""
+        return f"{self.prefix}job-dlq"
+
+    def all(self) -> tuple[str, str, str, str]:
+        """All four topic names, in life-cycle order."""
+        return (self.requested, self.progress, self.completed, self.dlq)
+
+
+class ObservabilitySettings(BaseSettings):
+    """Logging and tracing. OTEL_* variables keep their standard names."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_", frozen=True, extra="ignore", populate_by_name=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, JSON otherwise."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "JOBRELAY_OTLP_ENDPOINT"),
+        description="OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); unset means no export.",
+    )

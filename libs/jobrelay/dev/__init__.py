@@ -1,0 +1,1 @@
+"""Development helpers: the local Kafka broker."""

@@ -1,0 +1,1 @@
+"""Kafka and Avro: the codec, record headers, clients, topics, and the one consumer loop."""

@@ -1,0 +1,28 @@
+"""The `jobrelay` command: development helpers and operations, one sub-command per concern."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from jobrelay.cli.dev import dev_app
+from jobrelay.cli.topics import topics_app
+
+__all__ = ["app"]
+
+app = typer.Typer(name="jobrelay", help="Asynchronous Request-Reply on Apache Kafka.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(topics_app, name="topics")
+console = Console()
+
+
+@app.command()
+def version() -> None:
+    """Print jobrelay's version."""
+    from importlib.metadata import version as dist_version
+
+    console.print(f"jobrelay {dist_version('jobrelay')}")
+
+
+if __name__ == "__main__":
+    app()

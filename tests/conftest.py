@@ -1,0 +1,63 @@
+"""Session-wide fixtures: one real Kafka broker per test session, fresh topics per test.
+
+The broker is, in order of preference: a testcontainers Kafka when JOBRELAY_TEST_KAFKA is
+`testcontainers` (needs a Docker engine); the cluster KAFKA_BOOTSTRAP_SERVERS names; or the
+project's local broker, started here when none answers and stopped at the end if this session
+started it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.dev.localkafka import LocalKafka
+from jobrelay.messaging.topics import ensure_topics
+from jobrelay.observability.tracing import configure_tracing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spans() -> InMemorySpanExporter:
+    """Every span the test session finishes, as the services would export them."""
+    exporter = InMemorySpanExporter()
+    configure_tracing("jobrelay-tests").add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """host:port of a real Kafka broker for this session."""
+    if os.environ.get("JOBRELAY_TEST_KAFKA") == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    broker = LocalKafka()
+    started = broker.up()
+    yield broker.bootstrap
+    if started:
+        broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings pointing at the session's broker, without a Schema Registry."""
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, schema_registry_url=None)
+
+
+@pytest.fixture
+def topics(kafka_settings: KafkaSettings) -> TopicSettings:
+    """Four fresh co-partitioned topics (3 partitions) that no other test uses."""
+    settings = TopicSettings(prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3)
+    ensure_topics(kafka_settings, settings)
+    return settings
