@@ -80,7 +80,8 @@ class LocalKafka:
         self.host, self.port, self.controller_port = host, port, controller_port
         self.cache = self.root / ".cache" / "kafka"
         self.libs = self.cache / KAFKA_VERSION / "libs"
-        self.run_dir = self.cache / "run"
+        # One run folder per port, so a test can run a second, private broker beside the main one.
+        self.run_dir = self.cache / ("run" if port == 9092 else f"run-{port}")
         self.data_dir = self.run_dir / "data"
         self.pid_file = self.run_dir / "kafka.pid"
         self.log_file = self.run_dir / "kafka.log"

@@ -1,0 +1,20 @@
+"""Run a FastAPI app under uvicorn with jobrelay's logging and graceful SIGTERM.
+
+uvicorn turns SIGTERM/SIGINT into a graceful exit: it stops accepting, lets in-flight requests
+finish (up to `grace` seconds), then runs the app's lifespan shutdown, where each service stops
+its consumer loop and flushes its producer.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+__all__ = ["serve"]
+
+
+async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> None:
+    """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=int(grace), lifespan="on")  # fmt: skip
+    await uvicorn.Server(config).serve()
