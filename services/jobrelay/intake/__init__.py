@@ -1,0 +1,1 @@
+"""The intake service: `POST /v1/jobs` answers 202 once the JobRequested record is on Kafka."""

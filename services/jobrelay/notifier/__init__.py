@@ -1,0 +1,1 @@
+"""The notifier service: signed, retried, SSRF-safe webhooks for completed jobs."""

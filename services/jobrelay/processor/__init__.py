@@ -1,0 +1,1 @@
+"""The processor service: runs jobs from job-requested, one terminal outcome each."""

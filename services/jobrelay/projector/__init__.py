@@ -1,0 +1,1 @@
+"""The status projector: the queryable job status view, built from the event log."""
