@@ -6,10 +6,11 @@ import typer
 from rich.console import Console
 
 from jobrelay.dev.localkafka import LocalKafka, LocalKafkaError
+from jobrelay.dev.stack import Stack, StackError
 
 __all__ = ["dev_app"]
 
-dev_app = typer.Typer(help="Run jobrelay's dependencies locally.", no_args_is_help=True)
+dev_app = typer.Typer(help="Run jobrelay locally: the Kafka broker and the whole stack.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The local single-node Apache Kafka broker (KRaft).", no_args_is_help=True)
 dev_app.add_typer(kafka_app, name="kafka")
 console = Console(stderr=True)
@@ -49,3 +50,77 @@ def kafka_provision() -> None:
     broker = LocalKafka()
     broker.provision()
     console.print(f"Kafka jars in {broker.libs}")
+
+
+@dev_app.command("up")
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Leave everything running and return."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait until every service is healthy."),
+) -> None:
+    """Start Kafka, the topics and the four services; Ctrl+C stops what this started."""
+    stack = Stack()
+    try:
+        kafka_started, started = stack.up(timeout)
+    except (StackError, LocalKafkaError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _print_status(stack)
+    console.print(
+        "\nSubmit a first job:\n"
+        "  jobrelay submit demo.sleep --payload '{\"seconds\": 3}' --wait\n"
+        "  curl -si -X POST http://127.0.0.1:8000/v1/jobs -H 'content-type: application/json' "
+        '-d \'{"type": "demo.echo", "payload": {"hello": "world"}}\'\n'
+        f"Logs: {stack.run_dir}/<service>.log"
+    )
+    if detach:
+        return
+    console.print("\n[bold]Running. Ctrl+C stops everything this command started.[/bold]")
+    _wait_for_signal()
+    console.print("stopping …")
+    stack.stop(started)
+    if kafka_started:
+        stack.kafka.down()
+    console.print("stopped")
+
+
+@dev_app.command("down")
+def down(kafka: bool = typer.Option(True, help="Also stop the local Kafka broker if jobrelay started it.")) -> None:
+    """Stop the services (and the broker) that `jobrelay dev up --detach` started."""
+    stack = Stack()
+    stopped = stack.stop()
+    console.print(f"stopped: {', '.join(s.name for s in stopped) or 'no services'}")
+    if kafka and stack.kafka.down():
+        console.print("stopped local Kafka")
+
+
+@dev_app.command("status")
+def status() -> None:
+    """Show Kafka and every service: PID, port, health."""
+    _print_status(Stack())
+
+
+def _print_status(stack: Stack) -> None:
+    from rich.table import Table
+
+    table = Table(title="jobrelay")
+    for column in ("part", "listens on", "pid", "health"):
+        table.add_column(column)
+    kafka = stack.kafka.status()
+    table.add_row("kafka", kafka.bootstrap, str(kafka.pid or "-"), "up" if kafka.reachable else "down")
+    for service, pid, healthy in stack.status():
+        table.add_row(service.name, service.url, str(pid or "-"), "healthy" if healthy else "down")
+    console.print(table)
+
+
+def _wait_for_signal() -> None:
+    import signal
+
+    received: list[int] = []
+
+    def handler(signum: int, _: object) -> None:
+        received.append(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not received:
+        signal.pause()

@@ -1,0 +1,150 @@
+"""The whole system on one machine: local Kafka, the topics, and the four services as processes.
+
+`jobrelay dev up` (and `make run`) starts what is not running yet, waits until every service
+answers `/healthz`, prints where each listens, and in the foreground stops everything it started
+on Ctrl+C or SIGTERM. `--detach` leaves it running for scripts; `jobrelay dev down` stops it, by
+the PIDs recorded in `.cache/stack/`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobrelay.dev.localkafka import LocalKafka, port_open, project_root
+
+__all__ = ["SERVICES", "Service", "Stack", "StackError"]
+
+
+class StackError(RuntimeError):
+    """A part of the local stack could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One service process: its CLI command and the port its health endpoint answers on."""
+
+    name: str
+    port: int
+    port_env: str
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+SERVICES = (
+    Service("intake", 8000, "JOBRELAY_INTAKE_PORT"),
+    Service("projector", 8001, "JOBRELAY_PROJECTOR_PORT"),
+    Service("notifier", 8002, "JOBRELAY_NOTIFIER_PORT"),
+    Service("processor", 8003, "JOBRELAY_PROCESSOR_PORT"),
+)
+
+
+def _healthy(service: Service) -> bool:
+    try:
+        with urllib.request.urlopen(f"{service.url}/healthz", timeout=1) as response:  # noqa: S310 - fixed local URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class Stack:
+    """Start, stop and inspect the local stack."""
+
+    def __init__(self, root: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.root = root or project_root()
+        self.run_dir = self.root / ".cache" / "stack"
+        self.kafka = LocalKafka(self.root)
+        self.env = dict(env if env is not None else os.environ)
+
+    def _pid_file(self, service: Service) -> Path:
+        return self.run_dir / f"{service.name}.pid"
+
+    def log_file(self, service: Service) -> Path:
+        """Where a service's output goes."""
+        return self.run_dir / f"{service.name}.log"
+
+    def pid(self, service: Service) -> int | None:
+        """PID of the service process this stack started, if it is alive."""
+        try:
+            pid = int(self._pid_file(service).read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if service.name.encode() in cmdline and b"jobrelay.cli.main" in cmdline else None
+
+    def up(self, timeout: float = 120.0) -> tuple[bool, list[Service]]:
+        """Start Kafka (unless one answers), the topics, and every service not yet running.
+
+        Returns (whether this call started Kafka, the services it started).
+        """
+        kafka_started = self.kafka.up() if "KAFKA_BOOTSTRAP_SERVERS" not in self.env else False
+        self._ensure_topics()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = [s for s in SERVICES if self.pid(s) is None and self._start(s)]
+        try:
+            self._wait_healthy(started, timeout)
+        except StackError:
+            self.stop(started)
+            raise
+        return kafka_started, started
+
+    def _ensure_topics(self) -> None:
+        cmd = [sys.executable, "-m", "jobrelay.cli.main", "topics", "ensure"]
+        result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"creating the topics failed:\n{result.stderr}")
+
+    def _start(self, service: Service) -> bool:
+        if port_open("127.0.0.1", service.port):
+            raise StackError(f"port {service.port} for the {service.name} is taken by another process")
+        env = {**self.env, service.port_env: str(service.port)}
+        with self.log_file(service).open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jobrelay.cli.main", service.name],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=self.root,
+            )  # fmt: skip
+        self._pid_file(service).write_text(f"{proc.pid}\n")
+        return True
+
+    def _wait_healthy(self, services: list[Service], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = list(services)
+        while waiting and time.monotonic() < deadline:
+            for service in list(waiting):
+                if self.pid(service) is None:
+                    raise StackError(f"the {service.name} exited; see {self.log_file(service)}")
+                if _healthy(service):
+                    waiting.remove(service)
+            time.sleep(0.2)
+        if waiting:
+            names = ", ".join(s.name for s in waiting)
+            raise StackError(f"not healthy after {timeout:.0f}s: {names}; see the logs in {self.run_dir}")
+
+    def stop(self, services: list[Service] | None = None, grace: float = 30.0) -> list[Service]:
+        """SIGTERM the services (all by default) this stack started; SIGKILL after `grace`."""
+        targets = [(s, pid) for s in (services or list(SERVICES)) if (pid := self.pid(s)) is not None]
+        for _, pid in targets:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(self.pid(s) == pid for s, pid in targets):
+            time.sleep(0.1)
+        for service, pid in targets:
+            if self.pid(service) == pid:
+                os.kill(pid, signal.SIGKILL)
+            self._pid_file(service).unlink(missing_ok=True)
+        return [s for s, _ in targets]
+
+    def status(self) -> list[tuple[Service, int | None, bool]]:
+        """(service, PID if ours, healthy) for every service."""
+        return [(s, self.pid(s), _healthy(s)) for s in SERVICES]
