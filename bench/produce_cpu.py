@@ -49,8 +49,9 @@ def aiokafka_produce(kafka: KafkaSettings, topic: str, value: bytes, count: int)
 
 def confluent_produce(kafka: KafkaSettings, topic: str, value: bytes, count: int) -> None:
     """Produce `count` records with confluent-kafka and flush."""
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all",
-                         "enable.idempotence": True, "linger.ms": 5})  # fmt: skip
+    producer = Producer(
+        {"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
+    )
     for i in range(count):
         while True:
             try:

@@ -111,9 +111,13 @@ class Stack:
         with self.log_file(service).open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jobrelay.cli.main", service.name],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.root,
-            )  # fmt: skip
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.root,
+            )
         self._pid_file(service).write_text(f"{proc.pid}\n")
         return True
 

@@ -23,8 +23,16 @@ TYPE_BASE = "https://jobrelay.dev/problems/"
 class Problem(Exception):
     """Raise to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, *, type_: str = "about:blank",
-                 headers: Mapping[str, str] | None = None, **extensions: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type = status, title, detail, type_
         self.headers = dict(headers or {})
@@ -48,8 +56,7 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
     """A 422 naming every invalid field."""
     fields = [{"field": _field(e.get("loc", ())), "detail": e.get("msg", "invalid")} for e in errors]
     named = ", ".join(f["field"] for f in fields)
-    return Problem(422, "Request validation failed", f"invalid: {named}", type_=f"{TYPE_BASE}validation",
-                   errors=fields)  # fmt: skip
+    return Problem(422, "Request validation failed", f"invalid: {named}", type_=f"{TYPE_BASE}validation", errors=fields)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -15,6 +15,13 @@ __all__ = ["serve"]
 
 async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> None:
     """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=int(grace), lifespan="on")  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(grace),
+        lifespan="on",
+    )
     await uvicorn.Server(config).serve()

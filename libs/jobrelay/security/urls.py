@@ -36,8 +36,14 @@ class UrlPolicy:
     max_length: int = 2048
 
     @classmethod
-    def from_lists(cls, *, allow_http: bool = False, hosts: Iterable[str] = (), networks: Iterable[str] = (),
-                   max_length: int = 2048) -> UrlPolicy:  # fmt: skip
+    def from_lists(
+        cls,
+        *,
+        allow_http: bool = False,
+        hosts: Iterable[str] = (),
+        networks: Iterable[str] = (),
+        max_length: int = 2048,
+    ) -> UrlPolicy:
         """Build a policy from settings-style strings (`"127.0.0.1/32"`, `"hooks.internal"`)."""
         nets = tuple(ipaddress.ip_network(n.strip(), strict=False) for n in networks if n.strip())
         return cls(allow_http, frozenset(h.strip().lower() for h in hosts if h.strip()), nets, max_length)

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from jobrelay.cli.dev import dev_app
+from jobrelay.cli.dlq import dlq_app
 from jobrelay.cli.topics import topics_app
 from jobrelay.intake.cli import app as intake_app
 from jobrelay.notifier.cli import app as notifier_app
@@ -17,6 +18,7 @@ __all__ = ["app"]
 app = typer.Typer(name="jobrelay", help="Asynchronous Request-Reply on Apache Kafka.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(intake_app, name="intake")
 app.add_typer(processor_app, name="processor")
 app.add_typer(projector_app, name="projector")
