@@ -1,0 +1,129 @@
+"""Deliveries end to end: real broker, real SQLite, a real receiver verifying with `standardwebhooks`."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.jobs.events import JobError, TerminalStatus
+from jobrelay.notifier.settings import NotifierSettings
+from jobrelay.notifier.store import DeliveryState
+from tests.integration.notifier.conftest import (
+    SECRET_A,
+    SECRET_B,
+    StartNotifier,
+    completed,
+    dead_letters,
+    publish,
+    states,
+    wait_until,
+)
+from tests.integration.notifier.receiver import Receiver
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+    spans: InMemorySpanExporter,
+) -> None:
+    succeeded = completed(f"{receiver.base}/hooks/jobs?token=t1")
+    failed = completed(f"{receiver.base}/hooks/jobs", status=TerminalStatus.FAILED, result=None,
+                       error=JobError("upstream_timeout", "the upstream did not answer"))  # fmt: skip
+    cancelled = completed(f"{receiver.base}/hooks/jobs", status=TerminalStatus.CANCELLED, result=None)
+    silent = completed(None)  # no callback URL, no subscription: nothing to deliver
+    # The first JobCompleted arrives twice, as after a producer retry or a replay: one delivery only.
+    await publish(kafka_settings, topics, succeeded, failed, succeeded, cancelled, silent)
+    notifier = await start_notifier(notifier_settings)
+
+    async def all_consumed_and_delivered() -> bool:
+        consumed = sum((await notifier.store.offsets()).values())
+        return consumed == 5 and (await notifier.store.counts()).get(DeliveryState.DELIVERED) == 3
+
+    await wait_until(all_consumed_and_delivered, "5 records consumed and 3 deliveries made")
+
+    got = receiver.at("/hooks/jobs")
+    assert sorted(d.webhook_id for d in got) == sorted(e.event_id for e in (succeeded, failed, cancelled))
+    assert all(d.verified_with == (SECRET_A, SECRET_B) for d in got), "each rotation secret verifies alone"
+    by_id = {d.webhook_id: d for d in got}
+    body = by_id[succeeded.event_id].payload
+    assert body["type"] == "job.completed"
+    assert body["timestamp"] == succeeded.occurred_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert body["data"] == {
+        "id": succeeded.job_id,
+        "type": "report.generate",
+        "status": "succeeded",
+        "result": {"rows": 3},
+        "attempts": 1,
+        "links": {
+            "status": f"https://jobs.example.test/v1/jobs/{succeeded.job_id}",
+            "result": f"https://jobs.example.test/v1/jobs/{succeeded.job_id}/result",
+        },
+    }
+    failure = by_id[failed.event_id].payload["data"]
+    assert (failure["status"], failure["error"]) == (
+        "failed", {"code": "upstream_timeout", "message": "the upstream did not answer"},
+    )  # fmt: skip
+    assert "result" not in failure
+    assert by_id[cancelled.event_id].payload["data"]["status"] == "cancelled"
+    request = by_id[succeeded.event_id].headers
+    assert request["content-type"] == "application/json"
+    assert "jobrelay" in request["user-agent"]
+    assert request["host"] == f"127.0.0.1:{receiver.port}"
+    send_spans = [s for s in spans.get_finished_spans() if s.name == f"send {topics.completed}"
+                  and s.attributes and s.attributes.get("jobrelay.job_id") == succeeded.job_id]  # fmt: skip
+    trace_id = request["traceparent"].split("-")[1]
+    assert trace_id in {f"{s.context.trace_id:032x}" for s in send_spans}, "the webhook continues the job's trace"
+
+
+async def test_a_receiver_failing_twice_then_succeeding_sees_the_same_webhook_id_three_times(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+) -> None:
+    receiver.scripts["/flaky"] = [500, (429, {"retry-after": "0"}), 204]
+    job = completed(f"{receiver.base}/flaky")
+    await publish(kafka_settings, topics, job)
+    notifier = await start_notifier(notifier_settings)
+
+    async def delivered() -> bool:
+        return (await states(notifier)).get(job.callback_url or "", (None,))[0] is DeliveryState.DELIVERED
+
+    await wait_until(delivered, "the flaky receiver accepted the delivery")
+    got = receiver.at("/flaky")
+    assert [d.status for d in got] == [500, 429, 204]
+    assert {d.webhook_id for d in got} == {job.event_id}
+    assert len({d.headers["webhook-timestamp"] for d in got}) >= 1 and all(d.verified_with for d in got)
+    assert len({d.body for d in got}) == 1, "every retry sends the same body"
+    assert (await states(notifier))[job.callback_url or ""] == (DeliveryState.DELIVERED, 3, 204)
+    assert await dead_letters(kafka_settings, topics, expect=0) == []
+
+
+async def test_a_410_disables_the_url_for_good(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+) -> None:
+    receiver.scripts["/gone"] = [410]
+    first, second = completed(f"{receiver.base}/gone"), completed(f"{receiver.base}/gone")
+    await publish(kafka_settings, topics, first)
+    notifier = await start_notifier(notifier_settings)
+    letters = await dead_letters(kafka_settings, topics, expect=1)
+    await publish(kafka_settings, topics, second)
+    letters = await dead_letters(kafka_settings, topics, expect=2)
+
+    assert len(receiver.at("/gone")) == 1, "a URL that answered 410 is never called again"
+    by_job = {letter.job_id: letter for letter in letters}
+    assert (by_job[first.job_id].last_status, by_job[first.job_id].attempts) == (410, 1)
+    assert (by_job[second.job_id].last_status, by_job[second.job_id].attempts) == (None, 0)
+    assert "disabled" in by_job[second.job_id].error_message
+    assert await notifier.store.counts() == {DeliveryState.GONE: 1, DeliveryState.DISABLED: 1}
