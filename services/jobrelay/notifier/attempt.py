@@ -127,8 +127,8 @@ class Attempter:
                 span.set_attribute("http.response.status_code", answer.status)
             if not answer.ok:
                 span.set_status(StatusCode.ERROR, answer.error or f"HTTP {answer.status}")
+            log.info("webhook attempt", attempt=d.attempts + 1, status=answer.status, error=answer.error)
         ATTEMPTS.labels(_result_label(answer)).inc()
-        log.info("webhook attempt", attempt=d.attempts + 1, status=answer.status, error=answer.error)
         return answer
 
     def _headers(self, d: Delivery, secrets: tuple[str, ...]) -> dict[str, str]:

@@ -7,6 +7,7 @@ readiness and metrics are served on 127.0.0.1:8002 by default.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -142,6 +143,7 @@ def run() -> None:
     """Run the notifier with settings from the environment until SIGTERM/SIGINT."""
     settings, observability = NotifierSettings(), ObservabilitySettings()
     configure_logging(SERVICE, observability.log_level, observability.log_format)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # our own line per attempt says more
     configure_tracing(f"jobrelay-{SERVICE}", observability.otlp_endpoint)
     if not settings.signing_secrets:
         log.warning("no JOBRELAY_NOTIFIER_SIGNING_SECRETS: callback deliveries are recorded and held, never unsigned")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.jobs.events import JobError, TerminalStatus
-from jobrelay.notifier.settings import NotifierSettings
+from jobrelay.jobs.events import DeadLetterReason, JobError, TerminalStatus
+from jobrelay.messaging.codec import AvroCodec
+from jobrelay.notifier.main import Notifier
+from jobrelay.notifier.settings import NotifierSettings, Subscription
 from jobrelay.notifier.store import DeliveryState
+from tests.integration.kafkautil import read_all
 from tests.integration.notifier.conftest import (
     SECRET_A,
     SECRET_B,
@@ -19,7 +25,7 @@ from tests.integration.notifier.conftest import (
     states,
     wait_until,
 )
-from tests.integration.notifier.receiver import Receiver
+from tests.integration.notifier.receiver import HANG, Receiver, serving
 
 pytestmark = pytest.mark.kafka
 
@@ -127,3 +133,92 @@ async def test_a_410_disables_the_url_for_good(
     assert (by_job[second.job_id].last_status, by_job[second.job_id].attempts) == (None, 0)
     assert "disabled" in by_job[second.job_id].error_message
     assert await notifier.store.counts() == {DeliveryState.GONE: 1, DeliveryState.DISABLED: 1}
+
+
+async def test_a_receiver_that_never_answers_is_retried_then_dead_lettered_with_the_record(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+) -> None:
+    receiver.scripts["/hang"] = [HANG]
+    receiver.scripts["/moved"] = [(302, {"location": f"{receiver.base}/elsewhere"})]
+    hanging, moved = completed(f"{receiver.base}/hang"), completed(f"{receiver.base}/moved")
+    await publish(kafka_settings, topics, hanging, moved)
+    await start_notifier(notifier_settings.model_copy(update={"request_timeout": 0.5}))
+    letters = {x.job_id: x for x in await dead_letters(kafka_settings, topics, expect=2)}
+
+    assert [d.webhook_id for d in receiver.at("/hang")] == [hanging.event_id] * 3
+    letter = letters[hanging.job_id]
+    assert (letter.stage, letter.reason, letter.attempts, letter.last_status) == (
+        "notifier", DeadLetterReason.WEBHOOK_UNDELIVERABLE, 3, None,
+    )  # fmt: skip
+    assert "no answer within 0.5s" in letter.error_message
+    (record,) = [r for r in await read_all(kafka_settings, topics.completed) if r.key == hanging.job_id.encode()]
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        record.topic, record.partition, record.offset,
+    )  # fmt: skip
+    assert letter.original_value == record.value, "the dead letter carries the JobCompleted bytes for a replay"
+    assert AvroCodec().decode(letter.original_value or b"") == hanging
+    assert len(receiver.at("/moved")) == 3 and receiver.at("/elsewhere") == [], "redirects are never followed"
+    assert (letters[moved.job_id].last_status, letters[moved.job_id].attempts) == (302, 3)
+
+
+async def test_a_slow_receiver_cannot_stall_the_others(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+) -> None:
+    async with serving(Receiver([SECRET_A])) as slow:
+        slow.scripts["/slow"] = [HANG]
+        slow_jobs = [completed(f"{slow.base}/slow") for _ in range(6)]
+        fast_jobs = [completed(f"{receiver.base}/fast") for _ in range(4)]
+        await publish(kafka_settings, topics, *slow_jobs, *fast_jobs)
+        settings = notifier_settings.model_copy(
+            update={"max_concurrency": 4, "per_host_concurrency": 2, "request_timeout": 60.0}
+        )
+        notifier = await start_notifier(settings)
+
+        async def fast_all_delivered() -> bool:
+            return len(receiver.at("/fast")) == 4 and slow.in_progress == 2
+
+        await wait_until(fast_all_delivered, "every fast delivery made while the slow receiver hangs on 2")
+        assert slow.max_in_progress == 2, "the per-host limit holds"
+        slow.release.set()  # the slow receiver answers at last: its deliveries drain too
+        await wait_until(lambda: _delivered(notifier, 10), "all ten deliveries made once the slow receiver answers")
+        assert len(slow.at("/slow")) == 6
+
+
+async def _delivered(notifier: Notifier, n: int) -> bool:
+    return (await notifier.store.counts()).get(DeliveryState.DELIVERED) == n
+
+
+async def test_subscriptions_receive_every_completion_of_their_job_types(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    receiver: Receiver,
+    start_notifier: StartNotifier,
+    notifier_settings: NotifierSettings,
+) -> None:
+    own = "whsec_" + base64.b64encode(b"S" * 32).decode()
+    receiver.secrets = [SECRET_A, SECRET_B, own]
+    subscriptions = [
+        Subscription(name="reports", url=f"{receiver.base}/reports", job_types=("report.generate",),
+                     secrets=(SecretStr(own),)),
+        Subscription(url=f"{receiver.base}/everything", job_types=("*",)),
+    ]  # fmt: skip
+    report = completed(f"{receiver.base}/callback")
+    other = completed(None, job_type="image.resize")
+    await publish(kafka_settings, topics, report, other)
+    notifier = await start_notifier(notifier_settings.model_copy(update={"subscriptions": tuple(subscriptions)}))
+    await wait_until(lambda: _delivered(notifier, 4), "the callback and three subscription deliveries made")
+
+    assert [d.webhook_id for d in receiver.at("/callback")] == [report.event_id]
+    (to_reports,) = receiver.at("/reports")
+    assert (to_reports.webhook_id, to_reports.verified_with) == (report.event_id, (own,)), "its own secret only"
+    everything = receiver.at("/everything")
+    assert sorted(d.webhook_id for d in everything) == sorted([report.event_id, other.event_id])
+    assert all(d.verified_with == (SECRET_A, SECRET_B) for d in everything), "default secrets when it has none"
