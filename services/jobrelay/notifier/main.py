@@ -82,7 +82,7 @@ async def _loop(
     await consumer.start()
     stack.push_async_callback(consumer.stop)
     consumer.subscribe([topic], listener=SeekToStoredOffsets(consumer, store))
-    recorder = Recorder(store, settings, dispatcher.wake)
+    recorder = Recorder(store, settings, dispatcher.wake, publisher.publish)
     return ConsumerLoop(consumer, publisher.codec, recorder.handle, service=SERVICE, dead_letters=publisher)
 
 

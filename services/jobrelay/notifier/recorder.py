@@ -10,12 +10,12 @@ consumer skips ahead to the offsets the store recorded, when those are further t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry import trace
 
-from jobrelay.jobs.events import JobCompleted
+from jobrelay.jobs.events import DeadLetterReason, JobCompleted, JobDeadLettered, RecordHeader
 from jobrelay.messaging.loop import Received
 from jobrelay.notifier.metrics import RECORDED
 from jobrelay.notifier.settings import NotifierSettings
@@ -24,7 +24,7 @@ from jobrelay.notifier.webhooks import webhook_body
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.tracing import consume_span
 
-__all__ = ["Recorder", "SeekToStoredOffsets", "deliveries_for"]
+__all__ = ["Recorder", "SeekToStoredOffsets", "deliveries_for", "misplaced"]
 
 log = get_logger(__name__)
 
@@ -41,6 +41,17 @@ def _completion(item: Received, event: JobCompleted, body: bytes) -> Completion:
                       item.key, item.value, item.headers)  # fmt: skip
 
 
+def misplaced(item: Received) -> JobDeadLettered:
+    """A dead letter for a decodable event that is not a JobCompleted (a producer wrote to the wrong topic)."""
+    return JobDeadLettered(
+        stage="notifier", reason=DeadLetterReason.UNKNOWN_TYPE, source_topic=item.topic,
+        source_partition=item.partition, source_offset=item.offset, job_id=item.event.job_id,
+        error_message=f"{type(item.event).__name__} on the job-completed topic", attempts=1,
+        original_key=item.key, original_value=item.value,
+        original_headers=tuple(RecordHeader(k, v) for k, v in item.headers),
+    )  # fmt: skip
+
+
 def _next_offsets(batch: Sequence[Received]) -> dict[Partition, int]:
     offsets: dict[Partition, int] = {}
     for item in batch:
@@ -51,15 +62,22 @@ def _next_offsets(batch: Sequence[Received]) -> dict[Partition, int]:
 class Recorder:
     """The notifier's batch handler for the consumer loop."""
 
-    def __init__(self, store: DeliveryStore, settings: NotifierSettings, on_recorded: Callable[[], None]) -> None:
-        self.store, self.settings, self.on_recorded = store, settings, on_recorded
+    def __init__(
+        self,
+        store: DeliveryStore,
+        settings: NotifierSettings,
+        on_recorded: Callable[[], None],
+        publish: Callable[[JobDeadLettered], Awaitable[object]],
+    ) -> None:
+        self.store, self.settings, self.on_recorded, self.publish = store, settings, on_recorded, publish
 
     async def handle(self, batch: Sequence[Received]) -> None:
         """Record the deliveries of every JobCompleted in `batch`, with the batch's next offsets."""
         rows: list[tuple[Completion, list[NewDelivery]]] = []
         for item in batch:
-            if not isinstance(item.event, JobCompleted):  # only JobCompleted belongs on this topic
-                log.warning("not a JobCompleted, skipped", topic=item.topic, offset=item.offset)
+            if not isinstance(item.event, JobCompleted):  # only JobCompleted belongs here: set it aside, not drop it
+                log.warning("not a JobCompleted, dead-lettered", topic=item.topic, offset=item.offset)
+                await self.publish(misplaced(item))
                 continue
             with consume_span(item.topic, item.partition, item.offset, item.event.job_id, item.headers):
                 rows.append(self._row(item, item.event))

@@ -48,6 +48,16 @@ async def publish(kafka: KafkaSettings, topics: TopicSettings, *events: JobCompl
         await producer.stop()
 
 
+async def send_raw(kafka: KafkaSettings, topic: str, value: bytes) -> None:
+    """Write raw bytes to `topic`, as a misbehaving producer would."""
+    producer = make_producer(kafka, "test-raw")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"raw")
+    finally:
+        await producer.stop()
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], what: str, deadline: float = 60.0) -> None:
     """Poll `check` until it holds; fail with `what` after `deadline` seconds."""
     end = time.monotonic() + deadline

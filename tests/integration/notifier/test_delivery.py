@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.jobs.events import DeadLetterReason, JobError, TerminalStatus
+from jobrelay.jobs.events import DeadLetterReason, JobError, JobProgress, ProgressKind, TerminalStatus
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.notifier.main import Notifier
 from jobrelay.notifier.settings import NotifierSettings, Subscription
@@ -22,6 +22,7 @@ from tests.integration.notifier.conftest import (
     completed,
     dead_letters,
     publish,
+    send_raw,
     states,
     wait_until,
 )
@@ -45,13 +46,17 @@ async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
     silent = completed(None)  # no callback URL, no subscription: nothing to deliver
     # The first JobCompleted arrives twice, as after a producer retry or a replay: one delivery only.
     await publish(kafka_settings, topics, succeeded, failed, succeeded, cancelled, silent)
+    stray = JobProgress(job_id=silent.job_id, job_type="t", sequence=1, kind=ProgressKind.STARTED)
+    await send_raw(kafka_settings, topics.completed, AvroCodec().encode(stray))  # a producer's mistake
     notifier = await start_notifier(notifier_settings)
 
     async def all_consumed_and_delivered() -> bool:
         consumed = sum((await notifier.store.offsets()).values())
-        return consumed == 5 and (await notifier.store.counts()).get(DeliveryState.DELIVERED) == 3
+        return consumed == 6 and (await notifier.store.counts()).get(DeliveryState.DELIVERED) == 3
 
-    await wait_until(all_consumed_and_delivered, "5 records consumed and 3 deliveries made")
+    await wait_until(all_consumed_and_delivered, "6 records consumed and 3 deliveries made")
+    (letter,) = await dead_letters(kafka_settings, topics, expect=1)
+    assert (letter.reason, letter.job_id) == (DeadLetterReason.UNKNOWN_TYPE, silent.job_id), "set aside, not lost"
 
     got = receiver.at("/hooks/jobs")
     assert sorted(d.webhook_id for d in got) == sorted(e.event_id for e in (succeeded, failed, cancelled))
