@@ -129,6 +129,14 @@ class DeliveryStore(Protocol):
         """Why `url` is disabled, or None when it is not."""
         ...
 
+    async def enable_url(self, url: str) -> bool:
+        """Allow calls to `url` again (an operator's decision); False when it was not disabled."""
+        ...
+
+    async def deliveries_of(self, job_id: str) -> list[Delivery]:
+        """Every delivery of a job's completion, for operators."""
+        ...
+
     async def dead_letters_pending(self, limit: int) -> list[Delivery]:
         """Final failures whose JobDeadLettered has not been acknowledged by Kafka yet."""
         ...

@@ -170,6 +170,17 @@ class SqliteDeliveryStore:
             row = await cursor.fetchone()
         return None if row is None else str(row[0])
 
+    async def enable_url(self, url: str) -> bool:
+        """Forget that `url` answered 410."""
+        cursor = await self.db.execute("DELETE FROM disabled_urls WHERE url = ?", (url,))
+        await self.db.commit()
+        return cursor.rowcount > 0
+
+    async def deliveries_of(self, job_id: str) -> list[Delivery]:
+        """Every delivery of `job_id`, oldest first."""
+        async with self.db.execute(f"{_SELECT} WHERE c.job_id = ? ORDER BY d.id", (job_id,)) as cursor:
+            return [_delivery(row) async for row in cursor]
+
     async def dead_letters_pending(self, limit: int) -> list[Delivery]:
         """Final failures not yet on job-dlq."""
         async with self.db.execute(f"{_SELECT} WHERE d.dead_letter_pending = 1 ORDER BY d.id LIMIT ?", (limit,)) as c:
