@@ -48,6 +48,7 @@ class Dispatcher:
         self.poll_interval, self.clock = poll_interval, clock
         self._running: dict[int, asyncio.Task[None]] = {}
         self._hosts: Counter[str] = Counter()
+        self._settled: set[int] = set()  # attempts that ended while a due() query was in flight
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -87,12 +88,15 @@ class Dispatcher:
         free = self.max_concurrency - len(self._running)
         if free <= 0:
             return 0
+        self._settled.clear()
         window = await self.store.due(self.clock(), limit=free + len(self._running), per_host=self.per_host)
+        # An attempt that ended during the query may be in the window as it was before: not again.
+        skip = self._settled | self._running.keys()
         started = 0
         for delivery in window:
             if started == free:
                 break
-            if delivery.id in self._running or self._hosts[delivery.host] >= self.per_host:
+            if delivery.id in skip or self._hosts[delivery.host] >= self.per_host:
                 continue
             self._start(delivery)
             started += 1
@@ -113,6 +117,7 @@ class Dispatcher:
         finally:
             self._hosts[delivery.host] -= 1
             del self._running[delivery.id]
+            self._settled.add(delivery.id)
             self._wake.set()
 
     async def _sleep(self) -> None:
