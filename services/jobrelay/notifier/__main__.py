@@ -2,4 +2,6 @@
 
 from jobrelay.notifier.main import run
 
+__all__: list[str] = []
+
 run()

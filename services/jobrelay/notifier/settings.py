@@ -81,7 +81,7 @@ class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBRELAY_NOTIFIER_", frozen=True, extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="Address of the health/metrics endpoint.")
-    port: int = Field(default=8002, ge=0, le=65535)
+    port: int = Field(default=8002, ge=0, le=65535, description="Port of the health/metrics endpoint.")
     group_id: str = Field(default="jobrelay-notifier", description="Kafka consumer group.")
     database: Path = Field(default=Path("jobrelay-notifier.sqlite3"), description="SQLite delivery state.")
     status_base_url: str = Field(default="http://127.0.0.1:8001", description="Base of the links in bodies.")
