@@ -38,6 +38,7 @@ class Received:
     key: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+    value: bytes = b""  # the record's original bytes, for dead letters written after decoding
 
 
 BatchHandler = Callable[[Sequence[Received]], Awaitable[None]]
@@ -143,6 +144,7 @@ class ConsumerLoop:
                     record.key,
                     tuple(record.headers),
                     record.timestamp,
+                    record.value,
                 )
             )
         if received:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-__all__ = ["UnsafeURLError", "UrlPolicy", "check_url", "check_url_syntax", "forbidden_address"]
+__all__ = ["UnresolvableHostError", "UnsafeURLError", "UrlPolicy", "check_url", "check_url_syntax", "forbidden_address"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,6 +24,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class UnsafeURLError(ValueError):
     """The URL may not be called: says why, in words a client can act on."""
+
+
+class UnresolvableHostError(UnsafeURLError):
+    """The host name did not resolve: possibly a passing DNS failure, unlike the other refusals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +105,5 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURLError(f"host {host} does not resolve") from exc
+        raise UnresolvableHostError(f"host {host} does not resolve") from exc
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))

@@ -1,0 +1,99 @@
+"""The delivery store's contract, run against every adapter (SQLite today; PostgreSQL can join)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from jobrelay.notifier.store import Completion, DeliveryState, DeliveryStore, NewDelivery
+from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
+
+
+def _completion(n: int, partition: int = 0) -> Completion:
+    headers = (("traceparent", b"00-ab"), ("x", None))
+    return Completion(f"evt-{n}", f"job-{n}", "report.generate", b'{"type":"job.completed"}', "job-completed",
+                      partition, n, f"job-{n}".encode(), b"\xc3\x01avro", headers)  # fmt: skip
+
+
+class DeliveryStoreContract:
+    """What every DeliveryStore must do; subclasses provide the `store` fixture."""
+
+    async def test_recording_the_same_completion_again_adds_nothing(self, store: DeliveryStore) -> None:
+        batch = [(_completion(1), [NewDelivery("https://a.example/h"), NewDelivery("https://b.example/h", "b")])]
+        assert await store.record(batch, {("job-completed", 0): 2}, now=100.0) == 2
+        assert await store.record(batch, {("job-completed", 0): 2}, now=101.0) == 0
+        due = await store.due(now=100.0, limit=10, per_host=10)
+        assert [(d.url, d.subscription, d.webhook_id, d.attempts) for d in due] == [
+            ("https://a.example/h", None, "evt-1", 0), ("https://b.example/h", "b", "evt-1", 0),
+        ]  # fmt: skip
+        assert due[0].completion == _completion(1), "the record's bytes and headers come back exactly"
+
+    async def test_offsets_only_move_forward(self, store: DeliveryStore) -> None:
+        await store.record([], {("job-completed", 0): 5, ("job-completed", 1): 3}, now=1.0)
+        await store.record([], {("job-completed", 0): 4}, now=2.0)
+        assert await store.offsets() == {("job-completed", 0): 5, ("job-completed", 1): 3}
+
+    async def test_due_deliveries_come_oldest_first_at_most_n_per_host(self, store: DeliveryStore) -> None:
+        slow = [(_completion(n), [NewDelivery("https://slow.example/h")]) for n in range(5)]
+        await store.record(slow, {}, now=10.0)
+        await store.record([(_completion(9), [NewDelivery("https://fast.example/h")])], {}, now=20.0)
+        due = await store.due(now=30.0, limit=3, per_host=2)
+        assert [d.completion.event_id for d in due] == ["evt-0", "evt-1", "evt-9"], "the slow host cannot fill it"
+        assert await store.due(now=5.0, limit=10, per_host=10) == []
+
+    async def test_a_retry_is_due_at_its_time_and_not_before(self, store: DeliveryStore) -> None:
+        await store.record([(_completion(1), [NewDelivery("https://a.example/h")])], {}, now=1.0)
+        (delivery,) = await store.due(now=1.0, limit=1, per_host=1)
+        await store.retry_later(delivery.id, attempts=1, at=50.0, status=503, error="HTTP 503")
+        assert await store.due(now=49.0, limit=1, per_host=1) == []
+        assert await store.next_due_at(after=10.0) == 50.0
+        (again,) = await store.due(now=50.0, limit=1, per_host=1)
+        assert (again.attempts, again.last_status, again.last_error) == (1, 503, "HTTP 503")
+
+    async def test_a_final_failure_waits_in_the_outbox_until_published(self, store: DeliveryStore) -> None:
+        await store.record([(_completion(n), [NewDelivery(f"https://{n}.example/h")]) for n in (1, 2)], {}, now=1.0)
+        first, second = await store.due(now=1.0, limit=2, per_host=1)
+        await store.finish(first.id, DeliveryState.DELIVERED, attempts=1, status=200, error=None)
+        await store.finish(second.id, DeliveryState.FAILED, attempts=7, status=500, error="7 attempts failed")
+        (letter,) = await store.dead_letters_pending(limit=10)
+        assert (letter.id, letter.state, letter.attempts, letter.last_status) == (
+            second.id,
+            DeliveryState.FAILED,
+            7,
+            500,
+        )
+        await store.dead_lettered(letter.id)
+        assert await store.dead_letters_pending(limit=10) == []
+        assert await store.counts() == {DeliveryState.DELIVERED: 1, DeliveryState.FAILED: 1}
+        assert await store.due(now=99.0, limit=10, per_host=10) == [], "final states are never due again"
+
+    async def test_a_disabled_url_stays_disabled(self, store: DeliveryStore) -> None:
+        assert await store.disabled("https://a.example/h") is None
+        await store.disable_url("https://a.example/h", 410, "answered 410 Gone", now=1.0)
+        assert await store.disabled("https://a.example/h") == "answered 410 Gone"
+        assert await store.disabled("https://a.example/other") is None
+
+
+class TestSqliteDeliveryStore(DeliveryStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[DeliveryStore]:
+        store = await SqliteDeliveryStore.open(tmp_path / "notifier.sqlite3")
+        yield store
+        await store.close()
+
+    async def test_everything_survives_reopening(self, tmp_path: Path) -> None:
+        store = await SqliteDeliveryStore.open(tmp_path / "n.sqlite3")
+        await store.record([(_completion(1), [NewDelivery("https://a.example/h")])], {("t", 0): 2}, now=1.0)
+        await store.disable_url("https://gone.example/h", 410, "gone", now=1.0)
+        await store.close()
+        reopened = await SqliteDeliveryStore.open(tmp_path / "n.sqlite3")
+        try:
+            assert [d.webhook_id for d in await reopened.due(now=2.0, limit=5, per_host=5)] == ["evt-1"]
+            assert (await reopened.offsets(), await reopened.disabled("https://gone.example/h")) == (
+                {("t", 0): 2},
+                "gone",
+            )
+        finally:
+            await reopened.close()
