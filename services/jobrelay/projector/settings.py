@@ -29,6 +29,7 @@ class ProjectorSettings(BaseSettings):
         description="Base of the links in answers, e.g. https://jobs.example.com (default: the request's).",
     )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="Records per fetch and per transaction.")
+    rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per batch of a rebuild.")
     retention_s: float = Field(
         default=7 * 24 * 3600, gt=0, description="Terminal jobs are purged (then 410) after this."
     )
