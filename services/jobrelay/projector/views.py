@@ -69,15 +69,9 @@ def _details(state: JobState, status: JobStatus) -> dict[str, Any]:
             extra["webhook"] = {"status": "undeliverable", "attempts": note.attempts, "last_status": note.last_status,
                                 "error": note.error_message, "at": iso(note.at)}  # fmt: skip
         else:
-            extra.setdefault("incidents", []).append(
-                {
-                    "stage": note.stage,
-                    "reason": note.reason.value,
-                    "source_topic": note.source_topic,
-                    "error": note.error_message,
-                    "at": iso(note.at),
-                }  # fmt: skip
-            )
+            incident = {"stage": note.stage, "reason": note.reason.value, "source_topic": note.source_topic,
+                        "error": note.error_message, "at": iso(note.at)}  # fmt: skip
+            extra.setdefault("incidents", []).append(incident)
     return extra
 
 
