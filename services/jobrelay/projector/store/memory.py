@@ -29,7 +29,10 @@ class MemoryStore:
         return Loaded(rows, frozenset(i for i in job_ids if i in self._purged))
 
     async def write(self, rows: Sequence[JobRow], positions: Mapping[Position, int]) -> None:
-        """Store rows and positions together."""
+        """Store rows and positions together (all checked before anything changes)."""
+        for row in rows:
+            if row.state.created_at is None or row.state.last_at is None:
+                raise ValueError(f"job {row.job_id} has no event yet and cannot be stored")
         self._rows.update((row.job_id, row) for row in rows)
         self._positions.update(positions)
 
