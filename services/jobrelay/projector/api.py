@@ -3,8 +3,6 @@
 The SSE stream lives in `stream.py`. Errors are problem+json naming what was wrong.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import re

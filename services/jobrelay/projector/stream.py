@@ -7,8 +7,6 @@ and a reconnect after that answers 204, which tells EventSource to stop. Changes
 between two sends are conflated into the latest document.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 import json

@@ -99,7 +99,7 @@ class ViewStore(Protocol):
         ...
 
     async def purge(self, terminal_before: datetime, now: datetime) -> list[str]:
-        """Drop terminal jobs last updated before `terminal_before`, remembering their ids; returns them."""
+        """Drop jobs whose terminal event happened before `terminal_before`, remembering their ids."""
         ...
 
     async def all_rows(self) -> list[JobRow]:

@@ -51,11 +51,11 @@ class MemoryStore:
         return found[: query.limit]
 
     async def purge(self, terminal_before: datetime, now: datetime) -> list[str]:
-        """Drop terminal jobs last updated before `terminal_before`."""
+        """Drop jobs that finished before `terminal_before`."""
         gone = [
             row.job_id
             for row in self._rows.values()
-            if row.state.status.terminal and row.state.last_at is not None and row.state.last_at < terminal_before
+            if row.state.outcome is not None and row.state.outcome.at < terminal_before
         ]
         for job_id in gone:
             del self._rows[job_id]

@@ -24,22 +24,22 @@ __all__ = ["SqliteStore"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, type TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-  activity_at TEXT, terminal INTEGER NOT NULL, version INTEGER NOT NULL, applied INTEGER NOT NULL,
+  activity_at TEXT, finished_at TEXT, version INTEGER NOT NULL, applied INTEGER NOT NULL,
   state TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (terminal, updated_at);
+CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS positions (
   topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, purged_at TEXT NOT NULL) WITHOUT ROWID;
 """
 _UPSERT = """
-INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, terminal, version, applied, state)
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
-  updated_at = excluded.updated_at, activity_at = excluded.activity_at, terminal = excluded.terminal,
+  updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
   version = excluded.version, applied = excluded.applied, state = excluded.state
 """
 _POSITION = """
@@ -61,8 +61,9 @@ def _params(row: JobRow) -> tuple[Any, ...]:
     if created is None or last is None:
         raise ValueError(f"job {state.job_id} has no event yet and cannot be stored")
     activity = iso(state.activity_at) if state.activity_at is not None else None
-    return (state.job_id, state.job_type, state.status.value, iso(created), iso(last), activity,
-            int(state.status.terminal), row.version, row.applied, to_json(state))  # fmt: skip
+    finished = iso(state.outcome.at) if state.outcome is not None else None
+    return (state.job_id, state.job_type, state.status.value, iso(created), iso(last), activity, finished,
+            row.version, row.applied, to_json(state))  # fmt: skip
 
 
 def _row(record: Any) -> JobRow:
@@ -138,11 +139,11 @@ class SqliteStore:
             return [_row(record) for record in await cursor.fetchall()]
 
     async def purge(self, terminal_before: datetime, now: datetime) -> list[str]:
-        """Drop terminal jobs last updated before `terminal_before`, leaving tombstones."""
+        """Drop jobs that finished before `terminal_before`, leaving tombstones."""
         async with self._lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
-                sql = "SELECT id FROM jobs WHERE terminal = 1 AND updated_at < ? ORDER BY id"
+                sql = "SELECT id FROM jobs WHERE finished_at < ? ORDER BY id"
                 async with self._writer.execute(sql, (iso(terminal_before),)) as cursor:
                     gone = [record[0] for record in await cursor.fetchall()]
                 await self._writer.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in gone])
