@@ -49,8 +49,8 @@ async def start_projector(kafka_settings: KafkaSettings, topics: TopicSettings, 
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> httpx.AsyncClient:
-            defaults: dict[str, Any] = {"db_path": tmp_path / "view.sqlite", "lag_interval_s": 0.2, "catch_up_timeout_s": 20,
-                        "sse_ping_s": 1, "batch_size": 200}  # fmt: skip
+            defaults: dict[str, Any] = {"db_path": tmp_path / "view.sqlite", "lag_interval_s": 0.2,
+                                        "catch_up_timeout_s": 20, "sse_ping_s": 1, "batch_size": 200}  # fmt: skip
             settings = ProjectorSettings(**(defaults | overrides))
             base = await _serve(stack, create_app(settings, kafka_settings, topics))
             return await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=30))
