@@ -45,6 +45,7 @@ async def running(settings: ProjectorSettings, kafka: KafkaSettings, topics: Top
         stack.push_async_callback(runtime.stop)
         log.info("projector started", store=settings.store, db_path=str(settings.db_path), topics=topics.all())
         yield runtime
+    log.info("projector stopped")
 
 
 def create_app(settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings) -> FastAPI:
