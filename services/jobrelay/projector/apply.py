@@ -88,7 +88,8 @@ class Projector:
         applied = (row.applied if row is not None else 0) + len(events)
         if state != before:
             version += 1
-            log.debug("job view changed", job_id=state.job_id, status=state.status.value, version=version)
+            if self.trace:  # a rebuild neither traces nor logs each job
+                log.debug("job view changed", job_id=state.job_id, status=state.status.value, version=version)
         return JobRow(state, version, applied)
 
     def _evolve(self, state: JobState | None, received: Received) -> JobState:

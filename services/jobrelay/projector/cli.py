@@ -30,9 +30,13 @@ def rebuild(
     swap: bool = typer.Option(True, help="Swap the rebuilt view in (--no-swap: build it and leave it beside)."),
 ) -> None:
     """Replay the topics from the beginning into a fresh view and swap it in atomically."""
+    from jobrelay.config.settings import ObservabilitySettings
+    from jobrelay.observability import configure_logging
     from jobrelay.projector.rebuild import rebuild as run_rebuild
     from jobrelay.projector.settings import ProjectorSettings
 
+    observability = ObservabilitySettings()
+    configure_logging("projector-rebuild", observability.log_level, observability.log_format)
     settings = ProjectorSettings()
     if settings.store != "sqlite":
         raise typer.BadParameter("only the sqlite store can be rebuilt (the memory store rebuilds on every start)")
