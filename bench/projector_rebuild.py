@@ -32,7 +32,7 @@ async def publish(kafka: KafkaSettings, topics: TopicSettings, events: int) -> f
     try:
         for _ in range(events // 4 // 2500):
             batch = [e for _ in range(2500) for e in life()]
-            futures = [await producer.send(topic_for(e, topics), codec.encode(e), key=e.job_id.encode() if e.job_id else None)
+            futures = [await producer.send(topic_for(e, topics), codec.encode(e), key=str(e.job_id).encode())
                        for e in batch]  # fmt: skip
             await asyncio.gather(*futures)
     finally:

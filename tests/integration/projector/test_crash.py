@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -29,11 +30,11 @@ def _applied(db_path: Path) -> int:
     """Records the view has stored positions for (0 before the file exists)."""
     if not db_path.is_symlink():
         return 0
-    with sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True) as connection:
-        try:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)) as connection:
             (total,) = connection.execute("SELECT coalesce(sum(next_offset), 0) FROM positions").fetchone()
-        except sqlite3.OperationalError:  # not created yet
-            return 0
+    except sqlite3.OperationalError:  # the generation or its tables are not created yet
+        return 0
     return int(total)
 
 
