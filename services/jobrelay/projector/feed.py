@@ -67,12 +67,12 @@ async def assign(
     if not partitions:
         raise RuntimeError(f"none of the topics {', '.join(topics.all())} exists: run `jobrelay topics ensure`")
     consumer.assign(partitions)
+    fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in positions]
     for tp in partitions:
-        stored = positions.get((tp.topic, tp.partition))
-        if stored is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, stored)
+        if tp not in fresh:
+            consumer.seek(tp, positions[(tp.topic, tp.partition)])
+    if fresh:  # one reset for all: each call waits for the fetcher's next round
+        await consumer.seek_to_beginning(*fresh)
     return partitions
 
 
