@@ -19,7 +19,7 @@ from jobrelay.messaging.clients import EventProducer
 from jobrelay.projector.rebuild import rebuild
 from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store import SqliteStore, generations
-from tests.integration.projector.conftest import life
+from tests.integration.projector.conftest import Start, job_of, life, wait_for_status
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -104,3 +104,32 @@ async def test_kill_9_mid_stream_then_restart_equals_a_fresh_rebuild(
         await incremental.close()
         await fresh.close()
     print(f"killed at {at_kill}/{len(events)} records; rebuild {rebuilt.rate:,.0f} records/s")
+
+
+async def test_a_rebuild_is_swapped_into_the_running_projector(
+    start_projector: Start, publisher: EventProducer, kafka_settings: KafkaSettings, topics: TopicSettings,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    db_path = tmp_path / "view.sqlite"
+    client = await start_projector(db_path=db_path, swap_check_s=0.1)
+    before = life()
+    for event in before:
+        await publisher.publish(event)
+    await wait_for_status(client, job_of(before), "succeeded")
+    serving = generations.current(db_path)
+    report = await rebuild(ProjectorSettings(db_path=db_path), kafka_settings, topics)
+    assert generations.current(db_path) == report.generation != serving
+    deadline = time.monotonic() + 30
+    while serving.exists():  # the old generation is deleted once the projector let go of it
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    after = life()
+    for event in after:  # applied by the running projector, now on the rebuilt generation
+        await publisher.publish(event)
+    await wait_for_status(client, job_of(after), "succeeded")
+    assert (await client.get(f"/v1/jobs/{job_of(before)}")).json()["status"] == "succeeded"
+    rebuilt = await SqliteStore.open(report.generation)
+    try:
+        assert (await rebuilt.get(job_of(after))) is not None, "the new events went into the rebuilt view"
+    finally:
+        await rebuilt.close()
