@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -22,7 +22,7 @@ from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import CONSUMED, CONSUMER_LAG, DEAD_LETTERED
 
-__all__ = ["BatchHandler", "ConsumerLoop", "Received", "dead_letter_for"]
+__all__ = ["BatchHandler", "ConsumerLoop", "OffsetsHandler", "Received", "dead_letter_for"]
 
 log = get_logger(__name__)
 
@@ -42,6 +42,9 @@ class Received:
 
 
 BatchHandler = Callable[[Sequence[Received]], Awaitable[None]]
+# Told, after the batch handler, the next offset of every partition in the batch (dead-lettered
+# records included), so a consumer that keeps its own offsets stores them with what it handled.
+OffsetsHandler = Callable[[Mapping[TopicPartition, int]], Awaitable[None]]
 
 
 def dead_letter_for(
@@ -84,11 +87,13 @@ class ConsumerLoop:
         commit: bool = True,
         max_records: int = 500,
         poll_timeout_ms: int = 100,
+        on_offsets: OffsetsHandler | None = None,
     ) -> None:
-        """`commit=False` for consumers without a group, which keep their own offsets."""
+        """`commit=False` for consumers without a group, which keep their own offsets (see `on_offsets`)."""
         self.consumer, self.codec, self.handler = consumer, codec, handler
         self.service, self.dead_letters, self.commit = service, dead_letters, commit
         self.max_records, self.poll_timeout_ms = max_records, poll_timeout_ms
+        self.on_offsets = on_offsets
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -149,6 +154,8 @@ class ConsumerLoop:
             )
         if received:
             await self.handler(received)
+        if self.on_offsets is not None:
+            await self.on_offsets(_next_offsets(records))
         if self.commit:
             await self.consumer.commit(_next_offsets(records))
         self._record_lag(records)

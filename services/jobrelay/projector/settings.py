@@ -1,0 +1,55 @@
+"""The projector's settings (environment variables `JOBRELAY_PROJECTOR_*`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ProjectorSettings"]
+
+
+class ProjectorSettings(BaseSettings):
+    """How the projector serves, stores and keeps its view."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_PROJECTOR_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the query API listens on.")
+    port: int = Field(default=8001, ge=0, le=65535, description="Port of the query API (0: any free port).")
+    store: Literal["sqlite", "memory"] = Field(default="sqlite", description="memory: no file, rebuilt on start.")
+    db_path: Path = Field(
+        default=Path("var/projector/view.sqlite"),
+        description="The view: a symlink to the current generation, which `rebuild` swaps atomically.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base of the links in answers, e.g. https://jobs.example.com (default: the request's).",
+    )
+    batch_size: int = Field(default=500, ge=1, le=50_000, description="Records per fetch and per transaction.")
+    rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per batch of a rebuild.")
+    retention_s: float = Field(
+        default=7 * 24 * 3600, gt=0, description="Terminal jobs are purged (then 410) after this."
+    )
+    purge_interval_s: float = Field(default=60, gt=0, description="How often the purge runs.")
+    stall_after_s: float = Field(default=60, gt=0, description="A RUNNING job not heard of for this long is STALLED.")
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After of a job that is not terminal yet.")
+    max_wait_s: float = Field(default=60, ge=0, description="Cap of `Prefer: wait=N` long-polls.")
+    catch_up_timeout_s: float = Field(default=5, gt=0, description="How long a 404 may wait for its partition's end.")
+    ready_max_lag: int = Field(default=1000, ge=0, description="/readyz is ready while the lag is at most this.")
+    lag_interval_s: float = Field(default=1.0, gt=0, description="How often the lag is measured.")
+    swap_check_s: float = Field(default=1.0, gt=0, description="How often to look for a rebuilt view to swap in.")
+    sse_ping_s: float = Field(default=15, gt=0, description="Keep-alive comment interval of SSE streams.")
+    page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of GET /v1/jobs.")
+
+    @property
+    def stall_after(self) -> timedelta:
+        """`stall_after_s` as a timedelta."""
+        return timedelta(seconds=self.stall_after_s)
+
+    @property
+    def retention(self) -> timedelta:
+        """`retention_s` as a timedelta."""
+        return timedelta(seconds=self.retention_s)

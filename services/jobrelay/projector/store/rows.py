@@ -1,0 +1,132 @@
+"""A stored job: its folded state as JSON, plus the view's bookkeeping (change counter, events applied)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jobrelay.jobs.events import DeadLetterReason, JobError
+from jobrelay.jobs.state import JobState, JobStatus, Note, Outcome, Request, Step, Valued
+
+__all__ = ["JobRow", "from_json", "iso", "parse_iso", "to_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One job in the view.
+
+    `version` counts the view's changes of this job (the SSE event id and part of the ETag);
+    `applied` counts every record applied to it, duplicates included, so a replay that applied a
+    record twice or skipped one shows.
+    """
+
+    state: JobState
+    version: int
+    applied: int
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.state.job_id
+
+
+def iso(moment: datetime) -> str:
+    """A UTC timestamp whose text order is its time order (for indexes and cursors)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of `iso` (accepts any ISO 8601 instant)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _dt(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def _pdt(value: Any) -> datetime | None:
+    return parse_iso(value) if value is not None else None
+
+
+def _valued(value: Valued | None) -> list[Any] | None:
+    return [value.sequence, value.event_id, value.value] if value is not None else None
+
+
+def _pvalued(raw: Any) -> Valued | None:
+    return Valued(sequence=raw[0], event_id=raw[1], value=raw[2]) if raw is not None else None
+
+
+def to_json(state: JobState) -> str:
+    """The state as compact JSON text."""
+    doc: dict[str, Any] = {
+        "id": state.job_id,
+        "typed": _valued(state.typed),
+        "percent": _valued(state.percent),
+        "message": _valued(state.message),
+        "first_at": _dt(state.first_at),
+        "last_at": _dt(state.last_at),
+        "activity_at": _dt(state.activity_at),
+    }
+    if (r := state.request) is not None:
+        doc["request"] = [r.job_type, iso(r.created_at), r.max_attempts, r.timeout_s, _dt(r.expires_at),
+                          r.callback_url, r.client_id]  # fmt: skip
+    if (s := state.step) is not None:
+        doc["step"] = [s.sequence, s.event_id, s.status.value, s.attempt, _dt(s.retry_at)]
+    if (o := state.outcome) is not None:
+        error = [o.error.code, o.error.message, o.error.retryable] if o.error is not None else None
+        doc["outcome"] = [o.completed, o.sequence, o.event_id, o.status.value, o.attempt, iso(o.at), o.result, error]
+    if state.notes:
+        doc["notes"] = [[n.event_id, n.stage, n.reason.value, n.source_topic, iso(n.at), n.error_message, n.attempts,
+                         n.last_status] for n in state.notes]  # fmt: skip
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def from_json(text: str) -> JobState:
+    """The state `to_json` wrote."""
+    doc = json.loads(text)
+    return JobState(
+        job_id=doc["id"],
+        typed=_pvalued(doc["typed"]),
+        request=_request(doc.get("request")),
+        step=_step(doc.get("step")),
+        outcome=_outcome(doc.get("outcome")),
+        percent=_pvalued(doc["percent"]),
+        message=_pvalued(doc["message"]),
+        notes=tuple(_note(n) for n in doc.get("notes", ())),
+        first_at=_pdt(doc["first_at"]),
+        last_at=_pdt(doc["last_at"]),
+        activity_at=_pdt(doc["activity_at"]),
+    )
+
+
+def _request(raw: list[Any] | None) -> Request | None:
+    if raw is None:
+        return None
+    job_type, created, max_attempts, timeout_s, expires, callback, client = raw
+    return Request(job_type=job_type, created_at=parse_iso(created), max_attempts=max_attempts, timeout_s=timeout_s,
+                   expires_at=_pdt(expires), callback_url=callback, client_id=client)  # fmt: skip
+
+
+def _step(raw: list[Any] | None) -> Step | None:
+    if raw is None:
+        return None
+    sequence, event_id, status, attempt, retry_at = raw
+    return Step(sequence=sequence, event_id=event_id, status=JobStatus(status), attempt=attempt,
+                retry_at=_pdt(retry_at))  # fmt: skip
+
+
+def _outcome(raw: list[Any] | None) -> Outcome | None:
+    if raw is None:
+        return None
+    completed, sequence, event_id, status, attempt, at, result, error = raw
+    return Outcome(completed=completed, sequence=sequence, event_id=event_id, status=JobStatus(status),
+                   attempt=attempt, at=parse_iso(at), result=result,
+                   error=JobError(error[0], error[1], error[2]) if error is not None else None)  # fmt: skip
+
+
+def _note(raw: list[Any]) -> Note:
+    event_id, stage, reason, source_topic, at, error_message, attempts, last_status = raw
+    return Note(event_id=event_id, stage=stage, reason=DeadLetterReason(reason), source_topic=source_topic,
+                at=parse_iso(at), error_message=error_message, attempts=attempts, last_status=last_status)  # fmt: skip

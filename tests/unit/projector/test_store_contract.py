@@ -1,0 +1,139 @@
+"""One contract, every store: memory and SQLite here; PostgreSQL subclasses `StoreContract` later."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobrelay.jobs.events import JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
+from jobrelay.jobs.sequence import sequence, terminal_sequence
+from jobrelay.jobs.state import JobState, JobStatus, evolve
+from jobrelay.projector.store import Cursor, JobQuery, JobRow, MemoryStore, SqliteStore, ViewStore
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+STALL = timedelta(seconds=60)
+
+
+def _job(created: datetime, status: JobStatus = JobStatus.ACCEPTED, job_type: str = "t") -> JobRow:
+    job = str(uuid.uuid4())
+    state: JobState = evolve(None, JobRequested(job_id=job, job_type=job_type, payload="{}", occurred_at=created),
+                             requested_topic="r")  # fmt: skip
+    if status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
+        started = JobProgress(job_id=job, job_type=job_type, sequence=sequence(1, 1), kind=ProgressKind.STARTED,
+                              occurred_at=created + timedelta(seconds=1))  # fmt: skip
+        state = evolve(state, started, requested_topic="r")
+    if status is JobStatus.SUCCEEDED:
+        done = JobCompleted(job_id=job, job_type=job_type, sequence=terminal_sequence(1), result="1",
+                            status=TerminalStatus.SUCCEEDED, occurred_at=created + timedelta(seconds=2))  # fmt: skip
+        state = evolve(state, done, requested_topic="r")
+    return JobRow(state, version=1, applied=1)
+
+
+class StoreContract:
+    """What every ViewStore must do; subclasses provide the `store` fixture."""
+
+    async def test_rows_and_positions_are_written_together_and_read_back(self, store: ViewStore) -> None:
+        row = _job(T0)
+        await store.write([row], {("t.job-requested", 2): 41})
+        assert await store.get(row.job_id) == row
+        assert await store.positions() == {("t.job-requested", 2): 41}
+        loaded = await store.load([row.job_id, "missing"])
+        assert loaded.rows == {row.job_id: row}
+        assert loaded.purged == frozenset()
+
+    async def test_a_failed_write_stores_nothing(self, store: ViewStore) -> None:
+        broken = JobRow(JobState(job_id=str(uuid.uuid4())), 1, 1)  # a job without any event cannot be stored
+        with pytest.raises(ValueError, match="no event"):
+            await store.write([_job(T0), broken], {("t.job-progress", 0): 9})
+        assert await store.positions() == {}
+        assert await store.all_rows() == []
+
+    async def test_a_newer_row_replaces_the_older(self, store: ViewStore) -> None:
+        row = _job(T0)
+        newer = JobRow(row.state, 2, 5)
+        await store.write([row], {("p", 0): 1})
+        await store.write([newer], {("p", 0): 5})
+        assert await store.all_rows() == [newer]
+        assert await store.positions() == {("p", 0): 5}
+
+    async def test_filters_and_pages_newest_first(self, store: ViewStore) -> None:
+        rows = [_job(T0 + timedelta(minutes=i), status) for i, status in
+                enumerate([JobStatus.ACCEPTED, JobStatus.RUNNING, JobStatus.SUCCEEDED] * 3)]  # fmt: skip
+        rows.append(_job(T0 + timedelta(minutes=20), job_type="other"))
+        await store.write(rows, {})
+        now = T0 + timedelta(minutes=10)
+        everything = await store.query(JobQuery(now=now, stall_after=timedelta(days=1), limit=100))
+        assert [r.job_id for r in everything] == [r.job_id for r in reversed(rows)]
+        done = await store.query(JobQuery(now=now, stall_after=STALL, statuses=frozenset({JobStatus.SUCCEEDED})))
+        assert [r.job_id for r in done] == [rows[8].job_id, rows[5].job_id, rows[2].job_id]
+        stalled = await store.query(JobQuery(now=now, stall_after=timedelta(minutes=5),
+                                             statuses=frozenset({JobStatus.STALLED})))  # fmt: skip
+        assert [r.job_id for r in stalled] == [rows[4].job_id, rows[1].job_id]
+        running = await store.query(JobQuery(now=now, stall_after=timedelta(minutes=5),
+                                             statuses=frozenset({JobStatus.RUNNING})))  # fmt: skip
+        assert [r.job_id for r in running] == [rows[7].job_id]
+        other = await store.query(JobQuery(now=now, stall_after=STALL, types=frozenset({"other"})))
+        assert [r.job_id for r in other] == [rows[9].job_id]
+        window = await store.query(JobQuery(now=now, stall_after=STALL, created_after=T0 + timedelta(minutes=3),
+                                            created_before=T0 + timedelta(minutes=5)))  # fmt: skip
+        assert [r.job_id for r in window] == [rows[4].job_id, rows[3].job_id]
+
+    async def test_cursor_pages_cover_everything_once(self, store: ViewStore) -> None:
+        same_time = [_job(T0) for _ in range(7)]  # equal creation times: the id breaks the tie
+        await store.write(same_time, {})
+        seen: list[str] = []
+        cursor = None
+        for _ in range(10):
+            page = await store.query(JobQuery(now=T0, stall_after=STALL, after=cursor, limit=3))
+            if not page:
+                break
+            seen += [r.job_id for r in page]
+            last = page[-1].state
+            assert last.created_at is not None
+            cursor = Cursor(last.created_at, last.job_id)
+        assert sorted(seen) == sorted(r.job_id for r in same_time)
+        assert len(seen) == len(set(seen))
+
+    async def test_purge_drops_old_terminal_jobs_and_remembers_them(self, store: ViewStore) -> None:
+        old_done, old_running = _job(T0, JobStatus.SUCCEEDED), _job(T0, JobStatus.RUNNING)
+        new_done = _job(T0 + timedelta(days=2), JobStatus.SUCCEEDED)
+        await store.write([old_done, new_done, old_running], {})
+        now = T0 + timedelta(days=3)
+        assert await store.purge(T0 + timedelta(days=1), now) == [old_done.job_id]
+        assert await store.get(old_done.job_id) is None
+        assert await store.purged_at(old_done.job_id) == now
+        assert await store.purged_at(new_done.job_id) is None
+        assert (await store.load([old_done.job_id])).purged == {old_done.job_id}
+        assert {r.job_id for r in await store.all_rows()} == {new_done.job_id, old_running.job_id}
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[ViewStore]:
+        store = MemoryStore()
+        yield store
+        await store.close()
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[ViewStore]:
+        store = await SqliteStore.open(tmp_path / "view.sqlite")
+        yield store
+        await store.close()
+
+    async def test_the_view_survives_reopening(self, tmp_path: Path) -> None:
+        row = _job(T0, JobStatus.RUNNING)
+        first = await SqliteStore.open(tmp_path / "v.sqlite")
+        await first.write([row], {("p", 1): 3})
+        await first.close()
+        again = await SqliteStore.open(tmp_path / "v.sqlite")
+        try:
+            assert await again.get(row.job_id) == row
+            assert await again.positions() == {("p", 1): 3}
+        finally:
+            await again.close()
