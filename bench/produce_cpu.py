@@ -1,9 +1,10 @@
 """Client CPU per produced message on the real broker: aiokafka vs confluent-kafka, and the codec.
 
 Process CPU time (all threads, so librdkafka's own threads count) divided by messages, with
-acks=all and idempotence on both clients, the same ~110-byte JobRequested value, each run
+acks=all and idempotence on both clients, the same ~180-byte JobRequested value, each run
 twice. Run: `python -m bench.produce_cpu [--messages N]` with a broker on KAFKA_BOOTSTRAP_SERVERS
-(default 127.0.0.1:9092; `jobrelay dev kafka up` starts one).
+(default 127.0.0.1:9092; `jobrelay dev kafka up` starts one). `python -m bench` runs the same
+measurements as its "client-cpu" scenario (bench/scenarios/client_cpu.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from jobrelay.messaging.clients import make_producer
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.topics import ensure_topics
 
+__all__ = ["CODEC_OPS", "aiokafka_produce", "codec_ops", "confluent_produce", "main", "measure_cpu"]
 
-def _cpu(run: Callable[[], None]) -> tuple[float, float]:
+CODEC_OPS = 100_000  # encodes or decodes per codec measurement
+
+
+def measure_cpu(run: Callable[[], None]) -> tuple[float, float]:
     """(CPU seconds, wall seconds) spent in `run`."""
     cpu, wall = time.process_time(), time.perf_counter()
     run()
@@ -62,6 +67,22 @@ def confluent_produce(kafka: KafkaSettings, topic: str, value: bytes, count: int
     producer.flush(60)
 
 
+def codec_ops(value: bytes) -> dict[str, Callable[[], None]]:
+    """CODEC_OPS encodes of a JobRequested, and CODEC_OPS decodes of `value`, by name."""
+    codec = AvroCodec()
+    event = codec.decode(value)
+
+    def encode_n() -> None:
+        for _ in range(CODEC_OPS):
+            codec.encode(event)
+
+    def decode_n() -> None:
+        for _ in range(CODEC_OPS):
+            codec.decode(value)
+
+    return {"codec encode (fastavro)": encode_n, "codec decode (fastavro)": decode_n}
+
+
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -78,21 +99,11 @@ def main() -> None:
         table.add_column(column, justify="right" if column != "what" else "left")
     for name, produce in (("aiokafka produce", aiokafka_produce), ("confluent-kafka produce", confluent_produce)):
         for run in (1, 2):
-            cpu, wall = _cpu(lambda p=produce: p(kafka, topics.requested, value, args.messages))  # type: ignore[misc]
+            cpu, wall = measure_cpu(lambda p=produce: p(kafka, topics.requested, value, args.messages))  # type: ignore[misc]
             table.add_row(name, str(run), f"{cpu / args.messages * 1e6:.1f}", f"{args.messages / wall:,.0f}")
-    n = 100_000
-
-    def encode_n() -> None:
-        for _ in range(n):
-            codec.encode(event)
-
-    def decode_n() -> None:
-        for _ in range(n):
-            codec.decode(value)
-
     for run in (1, 2):
-        table.add_row("codec encode (fastavro)", str(run), f"{_cpu(encode_n)[0] / n * 1e6:.1f}", "")
-        table.add_row("codec decode (fastavro)", str(run), f"{_cpu(decode_n)[0] / n * 1e6:.1f}", "")
+        for name, op in codec_ops(value).items():
+            table.add_row(name, str(run), f"{measure_cpu(op)[0] / CODEC_OPS * 1e6:.1f}", "")
     Console().print(table)
 
 
