@@ -13,7 +13,7 @@ from bench.loadgen import LoadResult, Target, closed_loop, open_loop
 from bench.scenario import Measurement, Plan, Role
 from bench.stats import summarize
 
-__all__ = ["KEEP_UP_FRACTION", "Labels", "climb", "kept_up", "ladder_rates", "to_row"]
+__all__ = ["KEEP_UP_FRACTION", "Labels", "climb", "kept_up", "ladder_rates", "saturation_count", "to_row"]
 
 KEEP_UP_FRACTION = 0.9  # achieved / offered below this means the queue is growing
 
@@ -36,6 +36,12 @@ def ladder_rates(plan: Plan) -> list[float]:
         rates.append(rate)
         rate *= 2
     return rates
+
+
+def saturation_count(warmup_throughput: float | None, plan: Plan) -> int:
+    """Jobs for the closed loop: `plan.saturation_s` seconds at the warm-up's rate, within bounds."""
+    wanted = int((warmup_throughput or 0.0) * plan.saturation_s)
+    return max(plan.min_saturation_jobs, min(wanted, plan.max_jobs_per_step))
 
 
 def kept_up(result: LoadResult, plan: Plan) -> bool:
@@ -71,10 +77,11 @@ async def climb(target: Target, labels: Labels, run: int, plan: Plan) -> list[Me
     """Warm up, measure saturation (closed loop), then every fixed offered load, then higher ones
     (doubling) until one is not kept up."""
     submit, log = target.submit, target.log
-    timeout = plan.drain_timeout * 6
-    await closed_loop(submit, log, count=plan.warmup_jobs, timeout=timeout)
-    saturation = await closed_loop(submit, log, count=plan.saturation_jobs, timeout=timeout)
-    rows = [to_row(labels, run, saturation, plan, f"closed, {plan.saturation_jobs:,} jobs")]
+    timeout = plan.saturation_s * 6 + plan.drain_timeout
+    warmup = await closed_loop(submit, log, count=plan.warmup_jobs, timeout=timeout)
+    count = saturation_count(warmup.throughput, plan)
+    saturation = await closed_loop(submit, log, count=count, timeout=timeout)
+    rows = [to_row(labels, run, saturation, plan, f"closed, {count:,} jobs")]
     for rate in ladder_rates(plan):
         if log.pending:  # leftovers of an earlier step would inflate this one's latency
             await log.wait(time.perf_counter() + plan.drain_timeout)

@@ -1,10 +1,11 @@
 """Each row's ratio to the limit and to the peer. Pure code.
 
-References are medians over runs of the rows the limit scenario marks `reference`, and of the
-peer's rows. Throughput at saturation: the broker's own ProducerPerformance, and the peer.
-Latency: p99 at the *same offered load*, of the raw aiokafka produce→consume loop, and of the
-peer. Where several cases qualify, the best one is the reference. A row is never compared with
-its own case, and info rows get no ratios.
+References are medians over runs: of the rows the limit scenario marks `reference` (at an
+offered load, only where the limit kept up), and of the peer's rows. Throughput at saturation:
+the broker's own ProducerPerformance, and the peer. Latency: p99 at the *same offered load*, of
+the raw aiokafka produce→consume loop, and of the peer. Where several cases qualify, the best
+one is the reference. A row is never compared with its own case; limit rows are not divided by
+the peer (that is the peer's row read backwards), and info rows get no ratios.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def _best_throughput(rows: Sequence[Measurement], role: Role) -> _Best | None:
 
 
 def _best_p99(rows: Sequence[Measurement], role: Role) -> dict[float, _Best]:
-    picked = [r for r in rows if _eligible(r, role) and r.mode == "open" and r.offered is not None]
+    picked = [
+        r
+        for r in rows
+        if _eligible(r, role) and r.mode == "open" and r.offered is not None and (r.kept_up or role != "limit")
+    ]
     best: dict[float, _Best] = {}
     for (case, offered), value in _medians(picked, "p99").items():
         assert offered is not None  # noqa: S101 - filtered above
@@ -103,9 +108,10 @@ def ratios(row: Measurement, refs: References) -> Ratios:
     p99 = row.latency.p99 if row.latency and row.mode == "open" else None
     offered = row.offered if row.offered is not None else -1.0
     throughput = row.throughput if row.mode == "saturation" else None
+    vs_peer = row.role != "limit"
     return Ratios(
         thr_vs_limit=_div(throughput, refs.limit_throughput, case),
         p99_vs_limit=_div(p99, refs.limit_p99.get(offered), case),
-        thr_vs_peer=_div(throughput, refs.peer_throughput, case),
-        p99_vs_peer=_div(p99, refs.peer_p99.get(offered), case),
+        thr_vs_peer=_div(throughput, refs.peer_throughput, case) if vs_peer else None,
+        p99_vs_peer=_div(p99, refs.peer_p99.get(offered), case) if vs_peer else None,
     )

@@ -30,8 +30,8 @@ def rows_with_ratios(rows: Sequence[Measurement]) -> list[tuple[Measurement, Rat
 
 
 def fmt_ratio(value: float | None) -> str:
-    """'2.50x', or '' where no ratio applies."""
-    return "" if value is None else f"{value:.2f}x"
+    """Three significant digits ('2.5x', '0.0131x', '117x'), or '' where no ratio applies."""
+    return "" if value is None else f"{value:.3g}x"
 
 
 def _num(value: float | None, digits: int = 1) -> str:

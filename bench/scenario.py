@@ -50,13 +50,16 @@ class Measurement:
 class Plan:
     """How much load: counts and durations; `quick()` is for development runs."""
 
-    saturation_jobs: int = 5_000
+    # The closed loop submits about this many seconds of work at the rate the warm-up reached,
+    # so fast and slow systems are both measured long enough to amortise start-up.
+    saturation_s: float = 10.0
+    min_saturation_jobs: int = 1_000
     open_rates: tuple[float, ...] = (200, 500, 1_000)  # always run, so every system has these rows
     max_rate: float = 16_000  # keep doubling past the last fixed rate while the system keeps up
     open_duration: float = 5.0  # seconds of sending per offered load
     max_jobs_per_step: int = 50_000
     drain_timeout: float = 10.0  # seconds to wait for the last completions
-    warmup_jobs: int = 200
+    warmup_jobs: int = 500
     tool_records: int = 200_000  # ProducerPerformance
     latency_records: int = 2_000  # EndToEndLatency, one round trip at a time
     # keeps up: every job completes, >= 95% of the offered rate is achieved and p99 <= this
@@ -66,12 +69,13 @@ class Plan:
     def quick(cls) -> Plan:
         """Small counts and short durations, for development."""
         return cls(
-            saturation_jobs=1_000,
+            saturation_s=2.0,
+            min_saturation_jobs=500,
             max_rate=2_000,
             open_duration=1.0,
             max_jobs_per_step=5_000,
             drain_timeout=5.0,
-            warmup_jobs=50,
+            warmup_jobs=100,
             tool_records=20_000,
             latency_records=200,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.ladder import Labels, kept_up, ladder_rates, to_row
+from bench.ladder import Labels, kept_up, ladder_rates, saturation_count, to_row
 from bench.loadgen import LoadResult
 from bench.scenario import Plan
 
@@ -35,3 +35,11 @@ def test_rows_carry_latency_only_for_the_open_loop() -> None:
     opened = to_row(labels, 2, _result(90, 0.01, 1.0), Plan())
     assert (opened.mode, opened.lost, opened.kept_up) == ("open", 10, False)
     assert opened.latency is not None
+
+
+def test_saturation_lasts_about_the_planned_seconds_within_bounds() -> None:
+    plan = Plan(saturation_s=10, min_saturation_jobs=1_000, max_jobs_per_step=50_000)
+    assert saturation_count(400.0, plan) == 4_000
+    assert saturation_count(20.0, plan) == 1_000
+    assert saturation_count(1e6, plan) == 50_000
+    assert saturation_count(None, plan) == 1_000

@@ -18,9 +18,14 @@ def _row(
     p99: float | None = None,
     offered: float | None = None,
     reference: bool = False,
+    kept_up: bool | None = None,
 ) -> Measurement:
     latency = LatencyStats(1, p99 / 2, None, p99, None) if p99 is not None else None
-    return Measurement(role, case, role, mode, run, throughput, latency, offered=offered, reference=reference)
+    if kept_up is None and mode == "open":
+        kept_up = True
+    return Measurement(
+        role, case, role, mode, run, throughput, latency, offered=offered, reference=reference, kept_up=kept_up
+    )
 
 
 ROWS = [
@@ -72,6 +77,18 @@ def test_a_reference_case_is_not_divided_by_itself() -> None:
     assert ratios(ROWS[5], refs).thr_vs_peer is None
     assert ratios(ROWS[5], refs).thr_vs_limit == pytest.approx(0.01)
     assert ratios(ROWS[2], refs).thr_vs_limit == pytest.approx(0.5)
+
+
+def test_limit_rows_are_not_divided_by_the_peer() -> None:
+    r = ratios(ROWS[2], references(ROWS))
+    assert (r.thr_vs_peer, r.p99_vs_peer) == (None, None)
+
+
+def test_a_load_the_limit_did_not_keep_up_with_is_no_reference() -> None:
+    swamped = _row("aiokafka loop", "limit", "open", 1, p99=20_000.0, offered=1_000, reference=True, kept_up=False)
+    refs = references([*ROWS, swamped])
+    assert 1_000 not in refs.limit_p99
+    assert ratios(ROWS[10], refs).p99_vs_limit is None
 
 
 def test_info_rows_get_no_ratios() -> None:

@@ -68,8 +68,8 @@ def test_the_table_has_a_line_per_row_with_its_load() -> None:
     assert "saturation" in text
 
 
-def test_ratios_print_with_two_decimals_or_nothing() -> None:
-    assert (fmt_ratio(2.5), fmt_ratio(None)) == ("2.50x", "")
+def test_ratios_print_with_three_significant_digits_or_nothing() -> None:
+    assert [fmt_ratio(v) for v in (2.5, 0.013125, 116.7, None)] == ["2.5x", "0.0131x", "117x", ""]
 
 
 def test_json_has_meta_rows_and_ratios(tmp_path: Path) -> None:
