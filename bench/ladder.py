@@ -78,9 +78,10 @@ async def climb(target: Target, labels: Labels, run: int, plan: Plan) -> list[Me
     (doubling) until one is not kept up."""
     submit, log = target.submit, target.log
     timeout = plan.saturation_s * 6 + plan.drain_timeout
-    warmup = await closed_loop(submit, log, count=plan.warmup_jobs, timeout=timeout)
+    in_flight = plan.saturation_in_flight
+    warmup = await closed_loop(submit, log, count=plan.warmup_jobs, timeout=timeout, max_in_flight=in_flight)
     count = saturation_count(warmup.throughput, plan)
-    saturation = await closed_loop(submit, log, count=count, timeout=timeout)
+    saturation = await closed_loop(submit, log, count=count, timeout=timeout, max_in_flight=in_flight)
     rows = [to_row(labels, run, saturation, plan, f"closed, {count:,} jobs")]
     for rate in ladder_rates(plan):
         if log.pending:  # leftovers of an earlier step would inflate this one's latency

@@ -200,7 +200,7 @@ async def closed_loop(
     *,
     count: int,
     timeout: float,
-    max_in_flight: int = 10_000,
+    max_in_flight: int = 256,
     clock: Clock = time.perf_counter,
 ) -> LoadResult:
     """Submit `count` jobs as fast as they are accepted and wait (up to `timeout` s) for all of them."""

@@ -54,6 +54,10 @@ class Plan:
     # so fast and slow systems are both measured long enough to amortise start-up.
     saturation_s: float = 10.0
     min_saturation_jobs: int = 1_000
+    # Submits in flight at once in the closed loop: enough for an HTTP intake to be busy, few
+    # enough that thousands of tasks do not all wake on every freed producer batch (aiokafka
+    # slows ~10x with 10,000 senders waiting on its accumulator).
+    saturation_in_flight: int = 256
     open_rates: tuple[float, ...] = (200, 500, 1_000)  # always run, so every system has these rows
     max_rate: float = 16_000  # keep doubling past the last fixed rate while the system keeps up
     open_duration: float = 5.0  # seconds of sending per offered load
