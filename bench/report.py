@@ -90,14 +90,14 @@ def write_text(path: Path, table: Table, width: int = 200) -> None:
 
 
 def write_plot(path: Path, rows: Sequence[Measurement], title: str) -> None:
-    """Saturation throughput per case and run (left), p50/p99 against offered load (right)."""
+    """Saturation throughput per case and run (left), p50/p99 against offered load (right); no info rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
-    sat = [r for r in rows if r.mode == "saturation" and r.throughput]
+    sat = [r for r in rows if r.mode == "saturation" and r.throughput and r.role != "info"]
     labels = [f"{r.case}\nrun {r.run}" for r in sat]
     left.barh(labels, [r.throughput or 0.0 for r in sat], color=[_colour(r.role) for r in sat])
     left.set_xscale("log")
