@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -19,11 +20,10 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
-from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.jobs.events import JobRequested
+from bench.topics import bench_topics, event_value
+from jobrelay.config.settings import KafkaSettings
 from jobrelay.messaging.clients import make_producer
 from jobrelay.messaging.codec import AvroCodec
-from jobrelay.messaging.topics import ensure_topics
 
 __all__ = ["CODEC_OPS", "aiokafka_produce", "codec_ops", "confluent_produce", "main", "measure_cpu"]
 
@@ -89,18 +89,16 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     args = parser.parse_args()
     kafka = KafkaSettings()
-    topics = TopicSettings(prefix=f"bench{uuid.uuid4().hex[:6]}.", partitions=3)
-    ensure_topics(kafka, topics)
-    codec = AvroCodec()
-    event = JobRequested(job_id=str(uuid.uuid4()), job_type="demo.noop", payload='{"n": 1}', request_hash="x" * 64)
-    value = codec.encode(event)
+    value = event_value()
     table = Table(title=f"client CPU per message ({args.messages:,} messages, {len(value)}-byte value, acks=all)")
     for column in ("what", "run", "CPU µs/msg", "wall msgs/s"):
         table.add_column(column, justify="right" if column != "what" else "left")
-    for name, produce in (("aiokafka produce", aiokafka_produce), ("confluent-kafka produce", confluent_produce)):
-        for run in (1, 2):
-            cpu, wall = measure_cpu(lambda p=produce: p(kafka, topics.requested, value, args.messages))  # type: ignore[misc]
-            table.add_row(name, str(run), f"{cpu / args.messages * 1e6:.1f}", f"{args.messages / wall:,.0f}")
+    with bench_topics(kafka, f"bench-{uuid.uuid4().hex[:8]}.cpu.", partitions=3) as topics:
+        for name, produce in (("aiokafka produce", aiokafka_produce), ("confluent-kafka produce", confluent_produce)):
+            for run in (1, 2):
+                work = functools.partial(produce, kafka, topics.requested, value, args.messages)
+                cpu, wall = measure_cpu(work)
+                table.add_row(name, str(run), f"{cpu / args.messages * 1e6:.1f}", f"{args.messages / wall:,.0f}")
     for run in (1, 2):
         for name, op in codec_ops(value).items():
             table.add_row(name, str(run), f"{measure_cpu(op)[0] / CODEC_OPS * 1e6:.1f}", "")
