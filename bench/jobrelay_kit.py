@@ -64,7 +64,8 @@ def service(
     )
     cmd = [sys.executable, "-m", "jobrelay.cli.main", name]
     url = f"http://127.0.0.1:{port}"
-    with started(cmd, workdir / f"{name}.log", env=full_env) as proc:
+    # cwd = workdir: whatever a service writes relative to it (a SQLite view) stays out of the checkout
+    with started(cmd, workdir / f"{name}.log", env=full_env, cwd=workdir) as proc:
         wait_until(lambda: proc.poll() is not None or _healthy(url), 60, f"the {name}")
         if proc.poll() is not None:
             raise RuntimeError(f"the {name} exited with {proc.returncode}; see {workdir / f'{name}.log'}")

@@ -49,13 +49,16 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 @contextmanager
-def started(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `cmd` in its own session with output to `log`; stop it by PID on exit."""
+def started(
+    cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd` in its own session (in `cwd`) with output to `log`; stop it by PID on exit."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv built by the bench
-            list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
+            list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
     try:
         yield proc
     finally:
