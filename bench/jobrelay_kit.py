@@ -1,0 +1,126 @@
+"""Building blocks for the jobrelay scenarios (issue 8, items 2-4), ready for when the services land.
+
+- `service(...)`: run one jobrelay service as a process (the same argv as `jobrelay dev up`) on
+  a free port, with the bench's topic prefix, wait for `/healthz`, stop it by PID.
+- `completed_observer(...)`: a read_committed consumer of job-completed that marks each job id
+  complete in a `CompletionLog` (submit→completion as a downstream consumer sees it).
+- `publish_submit(...)` and `http_submit(...)`: `Submit` callables for the load generator that
+  publish a JobRequested straight to Kafka (acks=all) or POST /v1/jobs and expect a 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from bench.loadgen import CompletionLog, Submit
+from bench.procs import free_port, started, wait_until
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.dev.localkafka import project_root
+from jobrelay.dev.stack import SERVICES
+from jobrelay.jobs.events import JobCompleted, JobRequested
+from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, topic_partitions
+from jobrelay.messaging.codec import AvroCodec
+
+__all__ = ["NOOP_TYPE", "completed_observer", "http_submit", "publish_submit", "service"]
+
+NOOP_TYPE = "bench.noop"  # the job type the processor must map to a no-op handler
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310 - 127.0.0.1 only
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def service(
+    name: str, kafka: KafkaSettings, topics: TopicSettings, workdir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Start service `name` on a free port with these topics; yield its base URL; stop it by PID."""
+    spec = next(s for s in SERVICES if s.name == name)
+    port = free_port()
+    full_env = (
+        os.environ
+        | {
+            spec.port_env: str(port),
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "JOBRELAY_TOPICS_PREFIX": topics.prefix,
+            "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH", "")) if p),
+        }
+        | dict(env or {})
+    )
+    cmd = [sys.executable, "-m", "jobrelay.cli.main", name]
+    url = f"http://127.0.0.1:{port}"
+    # cwd = workdir: whatever a service writes relative to it (a SQLite view) stays out of the checkout
+    with started(cmd, workdir / f"{name}.log", env=full_env, cwd=workdir) as proc:
+        wait_until(lambda: proc.poll() is not None or _healthy(url), 60, f"the {name}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {name} exited with {proc.returncode}; see {workdir / f'{name}.log'}")
+        yield url
+
+
+async def _observe(consumer: AIOKafkaConsumer, codec: AvroCodec, log: CompletionLog) -> None:
+    while True:
+        batches = await consumer.getmany(timeout_ms=100, max_records=5_000)
+        for records in batches.values():
+            for record in records:
+                event = codec.decode(record.value)
+                if isinstance(event, JobCompleted):
+                    log.complete(event.job_id)
+
+
+@asynccontextmanager
+async def completed_observer(kafka: KafkaSettings, topics: TopicSettings, log: CompletionLog) -> AsyncIterator[None]:
+    """Mark jobs complete as their JobCompleted becomes visible to a read_committed consumer."""
+    consumer = make_consumer(kafka, "bench-observer", group_id=None, fetch_max_wait_ms=5)
+    await consumer.start()
+    task: asyncio.Task[None] | None = None
+    try:
+        consumer.assign(await topic_partitions(consumer, topics.completed))
+        await consumer.seek_to_end()
+        task = asyncio.create_task(_observe(consumer, make_codec(kafka), log))
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await consumer.stop()
+
+
+def publish_submit(producer: EventProducer) -> Submit:
+    """Submit = publish a no-op JobRequested and wait for acks=all (until the SDK's JobPublisher lands)."""
+
+    async def submit(index: int) -> str:
+        job_id = str(uuid.uuid4())
+        event = JobRequested(job_id=job_id, job_type=NOOP_TYPE, payload=f'{{"n": {index}}}', request_hash="x" * 64)
+        await producer.publish(event)
+        return job_id
+
+    return submit
+
+
+def http_submit(client: httpx.AsyncClient, base_url: str) -> Submit:
+    """Submit = POST /v1/jobs with a no-op job; the key is the id in the 202's body."""
+
+    async def submit(index: int) -> str:
+        response = await client.post(f"{base_url}/v1/jobs", json={"type": NOOP_TYPE, "payload": {"n": index}})
+        if response.status_code != 202:
+            raise RuntimeError(f"intake answered {response.status_code}: {response.text[:200]}")
+        job_id: str = response.json()["id"]
+        return job_id
+
+    return submit
