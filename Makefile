@@ -58,8 +58,11 @@ kafka-status: $(STAMP) ## is a broker up, and is it ours?
 topics: $(STAMP) ## create the four topics (idempotent)
 	$(BIN)/jobrelay topics ensure
 
-bench: $(STAMP) ## benchmarks, printed as a table
-	$(BIN)/python -m bench.produce_cpu
+bench: $(STAMP) ## benchmarks against raw Kafka and Celery+Redis: one table, JSON and PNG in bench/results/
+	command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/jobrelay dev kafka up
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (keeps the Kafka jars in .cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
