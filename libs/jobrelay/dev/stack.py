@@ -8,7 +8,9 @@ the PIDs recorded in `.cache/stack/`.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -107,7 +109,7 @@ class Stack:
     def _start(self, service: Service) -> bool:
         if port_open("127.0.0.1", service.port):
             raise StackError(f"port {service.port} for the {service.name} is taken by another process")
-        env = {**self.env, service.port_env: str(service.port)}
+        env = {**self._defaults(), **self.env, service.port_env: str(service.port)}
         with self.log_file(service).open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jobrelay.cli.main", service.name],
@@ -120,6 +122,23 @@ class Stack:
             )
         self._pid_file(service).write_text(f"{proc.pid}\n")
         return True
+
+    def _defaults(self) -> dict[str, str]:
+        """Where the services keep their state, and the webhook signing secret (overridable)."""
+        return {
+            "JOBRELAY_PROJECTOR_DB_PATH": str(self.run_dir / "projector" / "view.sqlite"),
+            "JOBRELAY_NOTIFIER_DATABASE": str(self.run_dir / "notifier.sqlite3"),
+            "JOBRELAY_NOTIFIER_SIGNING_SECRETS": self.signing_secret(),
+        }
+
+    def signing_secret(self) -> str:
+        """The local stack's webhook signing secret (`whsec_…`), made once and kept in `.cache/stack/`."""
+        path = self.run_dir / "webhook-secret"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def _wait_healthy(self, services: list[Service], timeout: float) -> None:
         deadline = time.monotonic() + timeout

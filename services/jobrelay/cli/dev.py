@@ -70,7 +70,8 @@ def up(
         "  jobrelay submit demo.sleep --payload '{\"seconds\": 3}' --wait\n"
         "  curl -si -X POST http://127.0.0.1:8000/v1/jobs -H 'content-type: application/json' "
         '-d \'{"type": "demo.echo", "payload": {"hello": "world"}}\'\n'
-        f"Logs: {stack.run_dir}/<service>.log"
+        f"Logs: {stack.run_dir}/<service>.log\n"
+        f"Webhooks are signed with the secret in {stack.run_dir / 'webhook-secret'}"
     )
     if detach:
         return
