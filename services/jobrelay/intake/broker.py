@@ -84,6 +84,9 @@ class BrokerLink:
             log.warning("kafka not reachable yet", error=str(exc))
             await producer.stop()
             return None
+        except asyncio.CancelledError:  # shutting down while connecting: close what was opened
+            await producer.stop()
+            raise
         self.producer = producer
         self.publisher = EventProducer(producer, self._codec, self._topics, SOURCE)
         self.connected = True

@@ -28,7 +28,7 @@ def _job(**extra: object) -> dict[str, object]:
 async def _requested(kafka: KafkaSettings, topics: TopicSettings) -> list[JobRequested]:
     """Everything on job-requested: the 202s came after the acks, so the end offsets include them."""
     records = await read_all(kafka, topics.requested)
-    events = [codec.decode(r.value) for r in records]  # type: ignore[arg-type]
+    events = [codec.decode(r.value) for r in records]
     assert all(isinstance(e, JobRequested) for e in events)
     return events  # type: ignore[return-value]
 
@@ -50,7 +50,7 @@ async def test_a_202_means_the_job_request_is_on_kafka(
     }
     assert response.headers["location"] == status_url and response.headers["retry-after"] == "1"
     (record,) = await read_all(kafka_settings, topics.requested, expect=1)
-    event = codec.decode(record.value)  # type: ignore[arg-type]
+    event = codec.decode(record.value)
     assert isinstance(event, JobRequested)
     assert record.key == job_id.encode()
     assert (event.job_id, event.job_type, event.sequence, event.attempt) == (job_id, "report.generate", 0, 1)
