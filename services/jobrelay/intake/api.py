@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from jobrelay.http.problems import PROBLEM_JSON, TYPE_BASE, Problem
-from jobrelay.intake.intake import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
+from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.observability.logging import get_logger
 from jobrelay.sdk.errors import InvalidJobRequest

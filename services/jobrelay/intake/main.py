@@ -11,9 +11,9 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.intake.accept import Intake
 from jobrelay.intake.api import jobs_router
 from jobrelay.intake.broker import BrokerLink
-from jobrelay.intake.intake import Intake
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.store import IdempotencyStore
 from jobrelay.messaging.clients import make_codec, make_producer
