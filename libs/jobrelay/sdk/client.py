@@ -1,0 +1,181 @@
+"""`JobClient` and `AsyncJobClient`: submit a job over HTTP, read its status, wait for the outcome.
+
+Submissions always carry an Idempotency-Key (a fresh one unless given), so the client retries a
+503 or a lost answer safely: the intake maps the same key to the same job. `wait` long-polls with
+`Prefer: wait=N` where the status view honours it, else polls as its `Retry-After` suggests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any, Self
+
+import httpx
+
+from jobrelay.sdk._http import ClientConfig, JobRef, backoff, pause_after, retryable
+from jobrelay.sdk.errors import WaitTimeout
+from jobrelay.sdk.status import Accepted, JobView, accepted_from, raise_for_problem, view_from
+
+__all__ = ["AsyncJobClient", "JobClient"]
+
+
+class JobClient:
+    """Blocking client (httpx.Client). Use as a context manager, or call close()."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        status_base_url: str = "http://127.0.0.1:8001",
+        client_id: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries)
+        self.http = http or httpx.Client(timeout=timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> Accepted:
+        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input."""
+        options = {
+            "callback_url": callback_url,
+            "timeout_s": timeout_s,
+            "expires_at": expires_at,
+            "max_attempts": max_attempts,
+        }
+        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options)
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                response = self.http.post(url, json=body, headers=headers)
+                raise_for_problem(response)
+                return accepted_from(response)
+            except Exception as exc:
+                if not retryable(exc) or attempt == self.config.max_retries:
+                    raise
+                time.sleep(backoff(exc, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get(self, job: JobRef) -> JobView:
+        """The job's current status. Raises JobNotFound for an unknown id."""
+        response = self.http.get(self.config.status_url(job), headers={"Accept": "application/json"})
+        raise_for_problem(response)
+        return view_from(response)
+
+    def wait(self, job: JobRef, timeout: float = 60.0, *, poll_interval: float = 1.0) -> JobView:
+        """Block until the job is terminal and return it; WaitTimeout after `timeout` seconds."""
+        deadline, last = time.monotonic() + timeout, None
+        url = self.config.status_url(job)
+        while True:
+            remaining = deadline - time.monotonic()
+            headers = self.config.wait_headers(remaining, last.etag if last else None)
+            response = self.http.get(url, headers=headers, timeout=(self.http.timeout.read or 10.0) + remaining)
+            raise_for_problem(response)
+            last = last if response.status_code == 304 and last else view_from(response)
+            if last.terminal:
+                return last
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(str(job if isinstance(job, str) else job.id), last)
+            time.sleep(pause_after(response, last, remaining, poll_interval))
+
+
+class AsyncJobClient:
+    """Asynchronous client (httpx.AsyncClient). Use as an async context manager, or call aclose()."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        status_base_url: str = "http://127.0.0.1:8001",
+        client_id: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries)
+        self.http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> Accepted:
+        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input."""
+        options = {
+            "callback_url": callback_url,
+            "timeout_s": timeout_s,
+            "expires_at": expires_at,
+            "max_attempts": max_attempts,
+        }
+        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options)
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                response = await self.http.post(url, json=body, headers=headers)
+                raise_for_problem(response)
+                return accepted_from(response)
+            except Exception as exc:
+                if not retryable(exc) or attempt == self.config.max_retries:
+                    raise
+                await asyncio.sleep(backoff(exc, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get(self, job: JobRef) -> JobView:
+        """The job's current status. Raises JobNotFound for an unknown id."""
+        response = await self.http.get(self.config.status_url(job), headers={"Accept": "application/json"})
+        raise_for_problem(response)
+        return view_from(response)
+
+    async def wait(self, job: JobRef, timeout: float = 60.0, *, poll_interval: float = 1.0) -> JobView:
+        """Wait until the job is terminal and return it; WaitTimeout after `timeout` seconds."""
+        deadline, last = time.monotonic() + timeout, None
+        url = self.config.status_url(job)
+        while True:
+            remaining = deadline - time.monotonic()
+            headers = self.config.wait_headers(remaining, last.etag if last else None)
+            response = await self.http.get(url, headers=headers, timeout=(self.http.timeout.read or 10.0) + remaining)
+            raise_for_problem(response)
+            last = last if response.status_code == 304 and last else view_from(response)
+            if last.terminal:
+                return last
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(str(job if isinstance(job, str) else job.id), last)
+            await asyncio.sleep(pause_after(response, last, remaining, poll_interval))

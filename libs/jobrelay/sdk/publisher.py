@@ -1,0 +1,88 @@
+"""`JobPublisher`: submit jobs by publishing JobRequested straight to Kafka, as the intake does.
+
+For upstream services that already talk to Kafka. The request goes through the same validation
+(`validate_submission`, callback URL check included), the same job-id and request-hash
+derivation and the same Avro schema and headers as `POST /v1/jobs`. There is no idempotency
+store here: publishing twice with the same key writes two records with the same job id and
+request hash, and the processor runs the job once (it ignores the second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.messaging.clients import EventProducer, make_codec, make_producer
+from jobrelay.sdk.identity import ANONYMOUS, build_requested
+from jobrelay.sdk.request import RequestLimits
+from jobrelay.sdk.validation import validate_submission
+
+__all__ = ["JobPublisher", "Published"]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A job on job-requested: its id, request hash and where the record landed."""
+
+    id: str
+    request_hash: str
+    partition: int
+    offset: int
+
+
+class JobPublisher:
+    """Validates job requests and publishes them, waiting for Kafka's acknowledgement (acks=all)."""
+
+    def __init__(
+        self, producer: EventProducer, *, limits: RequestLimits | None = None, client_id: str = ANONYMOUS
+    ) -> None:
+        self.producer, self.limits, self.client_id = producer, limits or RequestLimits(), client_id
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        kafka: KafkaSettings | None = None,
+        topics: TopicSettings | None = None,
+        *,
+        limits: RequestLimits | None = None,
+        client_id: str = ANONYMOUS,
+    ) -> AsyncIterator[JobPublisher]:
+        """A publisher with its own idempotent producer, flushed and closed on exit."""
+        kafka = kafka or KafkaSettings()
+        producer = make_producer(kafka, "sdk-publisher")
+        await producer.start()
+        try:
+            events = EventProducer(producer, make_codec(kafka), topics or TopicSettings(), "/jobrelay/sdk")
+            yield cls(events, limits=limits, client_id=client_id)
+        finally:
+            await producer.stop()
+
+    async def publish(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> Published:
+        """Validate and publish one job; raises InvalidJobRequest (nothing published) on bad input."""
+        body: dict[str, Any] = {"type": job_type, "payload": payload}
+        options = {
+            "callback_url": callback_url,
+            "timeout_s": timeout_s,
+            "expires_at": expires_at,
+            "max_attempts": max_attempts,
+        }
+        body |= {name: value for name, value in options.items() if value is not None}
+        submission = await validate_submission(body, self.limits, prefix="request")
+        event = build_requested(submission, idempotency_key=idempotency_key, client_id=self.client_id)
+        metadata = await self.producer.publish(event)
+        return Published(event.job_id, event.request_hash, metadata.partition, metadata.offset)

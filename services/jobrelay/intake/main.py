@@ -1,0 +1,72 @@
+"""Wiring: settings → SQLite store, Kafka link, Intake → the FastAPI app; `run()` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.intake.accept import Intake
+from jobrelay.intake.api import jobs_router
+from jobrelay.intake.broker import BrokerLink
+from jobrelay.intake.settings import IntakeSettings
+from jobrelay.intake.store import IdempotencyStore
+from jobrelay.messaging.clients import make_codec, make_producer
+from jobrelay.observability import configure_logging, configure_tracing
+
+__all__ = ["Components", "create_app", "run"]
+
+
+@dataclass
+class Components:
+    """What the lifespan built, for /readyz (empty until start-up ran)."""
+
+    link: BrokerLink | None = None
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready while the producer is connected."""
+        return self.link.readiness() if self.link else (False, {"kafka": "starting"})
+
+
+def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSettings) -> FastAPI:
+    """The intake's ASGI app; its lifespan connects to Kafka and opens the idempotency store."""
+    components = Components()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake]]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(
+                IdempotencyStore.open(settings.idempotency_db, settings.idempotency_ttl_s)
+            )
+            link = BrokerLink(lambda: make_producer(kafka, "intake"), make_codec(kafka), topics)
+            components.link = await stack.enter_async_context(link.running())
+            yield {"intake": Intake(link, store, settings.publish_timeout_s)}
+            components.link = None
+
+    app = FastAPI(
+        title="jobrelay intake",
+        version="1",
+        lifespan=lifespan,
+        description="Submit jobs: 202 Accepted once the request is durably on Kafka.",
+    )
+    install_problem_handlers(app)
+    app.include_router(jobs_router(settings))
+    app.include_router(health_router(components.readiness))
+    # One server span per request: the ASGI receive/send sub-spans add cost and no insight here.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+    return app
+
+
+async def run(settings: IntakeSettings | None = None) -> None:
+    """Run the intake until SIGTERM/SIGINT: in-flight requests finish, then the producer flushes."""
+    settings = settings or IntakeSettings()
+    observability = ObservabilitySettings()
+    configure_logging("intake", observability.log_level, observability.log_format)
+    configure_tracing("jobrelay-intake", observability.otlp_endpoint)
+    app = create_app(settings, KafkaSettings(), TopicSettings())
+    await serve(app, settings.host, settings.port, grace=settings.grace_s)

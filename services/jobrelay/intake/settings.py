@@ -1,0 +1,68 @@
+"""The intake's settings (environment prefix `JOBRELAY_INTAKE_`); Kafka, topics and logging
+come from the shared settings classes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from jobrelay.sdk.request import RequestLimits
+from jobrelay.security.urls import UrlPolicy
+
+__all__ = ["IntakeSettings"]
+
+CsvList = Annotated[tuple[str, ...], NoDecode]
+
+
+class IntakeSettings(BaseSettings):
+    """How the intake listens, what it accepts, and how long it waits for Kafka."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_INTAKE_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    status_base_url: str = Field(default="http://127.0.0.1:8001", description="Where the status view answers.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
+    max_payload_bytes: int = Field(default=256 * 1024, ge=2, description="Largest payload, as compact JSON (413).")
+    allowed_types: CsvList = Field(default=(), description="Comma-separated job type globs; empty allows any.")
+    max_timeout_s: float = Field(default=86_400.0, gt=0, description="Largest timeout_s a request may ask for.")
+    max_attempts: int = Field(default=20, ge=1, description="Largest max_attempts a request may ask for.")
+    max_expires_in_s: float = Field(default=30 * 86_400.0, gt=0, description="How far ahead expires_at may be.")
+    callback_allow_http: bool = Field(default=False, description="Accept http:// callback URLs (not only https).")
+    callback_allowed_hosts: CsvList = Field(default=(), description="Host names exempt from the SSRF check.")
+    callback_allowed_networks: CsvList = Field(default=(), description="Networks exempt from it, e.g. 10.1.0.0/16.")
+    client_id_header: str = Field(default="X-Client-Id", description="Header naming the client (set by a gateway).")
+    idempotency_db: Path = Field(default=Path("intake-idempotency.sqlite3"), description="SQLite file of keys.")
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a key is remembered.")
+    publish_timeout_s: float = Field(default=5.0, gt=0, description="Wait this long for Kafka's ack, then 503.")
+    poll_after_s: int = Field(default=1, ge=0, description="Retry-After of a 202: when to first poll the status.")
+    unavailable_retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")
+    grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: how long in-flight requests may finish.")
+
+    @field_validator("allowed_types", "callback_allowed_hosts", "callback_allowed_networks", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def limits(self) -> RequestLimits:
+        """The request limits these settings describe."""
+        policy = UrlPolicy.from_lists(
+            allow_http=self.callback_allow_http,
+            hosts=self.callback_allowed_hosts,
+            networks=self.callback_allowed_networks,
+        )
+        return RequestLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            allowed_types=self.allowed_types,
+            max_timeout_s=self.max_timeout_s,
+            max_attempts=self.max_attempts,
+            max_expires_in=timedelta(seconds=self.max_expires_in_s),
+            url_policy=policy,
+        )
