@@ -86,6 +86,7 @@ class LocalKafka:
         self.pid_file = self.run_dir / "kafka.pid"
         self.log_file = self.run_dir / "kafka.log"
         self.config_file = self.run_dir / "server.properties"
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -170,6 +171,7 @@ class LocalKafka:
                 start_new_session=True,
                 cwd=self.run_dir,
             )
+        self._proc = proc  # keep the handle: the broker outlives this call, and dropping it warns
         self.pid_file.write_text(f"{proc.pid}\n")
         try:
             self.wait_ready(timeout, proc)
@@ -206,6 +208,9 @@ class LocalKafka:
             time.sleep(0.1)
         if self.running_pid() == pid:
             os.kill(pid, signal.SIGKILL)
+        if self._proc is not None and self._proc.pid == pid:
+            self._proc.wait(timeout=10)  # reap our child
+            self._proc = None
         self.pid_file.unlink(missing_ok=True)
         return True
 

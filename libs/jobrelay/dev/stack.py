@@ -126,6 +126,7 @@ class Stack:
     def _defaults(self) -> dict[str, str]:
         """Where the services keep their state, and the webhook signing secret (overridable)."""
         return {
+            "JOBRELAY_INTAKE_IDEMPOTENCY_DB": str(self.run_dir / "intake-idempotency.sqlite3"),
             "JOBRELAY_PROJECTOR_DB_PATH": str(self.run_dir / "projector" / "view.sqlite"),
             "JOBRELAY_NOTIFIER_DATABASE": str(self.run_dir / "notifier.sqlite3"),
             "JOBRELAY_NOTIFIER_SIGNING_SECRETS": self.signing_secret(),

@@ -22,7 +22,7 @@ from tests.integration.intakeserver import fresh_topics, intake_settings, ready,
 from tests.integration.kafkautil import read_all
 
 # LocalKafka.up() drops its Popen handle while the broker runs on (by design: it is stopped by PID).
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.filterwarnings("ignore:subprocess:ResourceWarning")]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PORT = 19392
 
 
