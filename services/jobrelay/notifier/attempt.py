@@ -108,8 +108,14 @@ class Attempter:
         if answer.status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(answer.retry_after, datetime.now(UTC))
         s = self.settings
-        delay = next_delay(attempts, s.retry_schedule, jitter=s.jitter, retry_after=retry_after,
-                           max_retry_after=s.max_retry_after, rng=self.rng)  # fmt: skip
+        delay = next_delay(
+            attempts,
+            s.retry_schedule,
+            jitter=s.jitter,
+            retry_after=retry_after,
+            max_retry_after=s.max_retry_after,
+            rng=self.rng,
+        )
         if delay is None:
             return Verdict(DeliveryState.FAILED, attempts, answer.status, f"{attempts} attempts failed, last: {error}")
         return Verdict(None, attempts, answer.status, error, self.clock() + delay)

@@ -41,8 +41,15 @@ async def _deliveries(job_id: str) -> Table:
     table = Table("webhook-id", "url", "state", "attempts", "last status", "next attempt", "last error")
     for d in rows:
         next_at = _when(d.next_attempt_at) if d.state == "pending" else ""
-        table.add_row(d.webhook_id, redacted(d.url), d.state.value, str(d.attempts), str(d.last_status or ""),
-                      next_at, d.last_error or "")  # fmt: skip
+        table.add_row(
+            d.webhook_id,
+            redacted(d.url),
+            d.state.value,
+            str(d.attempts),
+            str(d.last_status or ""),
+            next_at,
+            d.last_error or "",
+        )
     return table
 
 

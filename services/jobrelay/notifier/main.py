@@ -63,10 +63,16 @@ async def _producer(stack: AsyncExitStack, kafka: KafkaSettings, topics: TopicSe
     return EventProducer(producer, make_codec(kafka), topics, f"/jobrelay/{SERVICE}")
 
 
-def _dispatcher(settings: NotifierSettings, store: SqliteDeliveryStore, client: httpx.AsyncClient,
-                publisher: EventProducer) -> Dispatcher:  # fmt: skip
-    return Dispatcher(store, Attempter(settings, client, store), publisher.publish,
-                      max_concurrency=settings.max_concurrency, per_host=settings.per_host_concurrency)  # fmt: skip
+def _dispatcher(
+    settings: NotifierSettings, store: SqliteDeliveryStore, client: httpx.AsyncClient, publisher: EventProducer
+) -> Dispatcher:
+    return Dispatcher(
+        store,
+        Attempter(settings, client, store),
+        publisher.publish,
+        max_concurrency=settings.max_concurrency,
+        per_host=settings.per_host_concurrency,
+    )
 
 
 async def _loop(
@@ -112,8 +118,9 @@ async def running(
             await _shutdown(loop, dispatcher, tasks, settings.shutdown_grace)
 
 
-async def _shutdown(loop: ConsumerLoop, dispatcher: Dispatcher, tasks: tuple[asyncio.Task[object], ...],
-                    grace: float) -> None:  # fmt: skip
+async def _shutdown(
+    loop: ConsumerLoop, dispatcher: Dispatcher, tasks: tuple[asyncio.Task[object], ...], grace: float
+) -> None:
     loop.stop()  # finish (record and commit) the batch in hand, fetch no more
     dispatcher.stop()  # start no more attempts
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -8,8 +8,9 @@ __all__ = ["ATTEMPTS", "ATTEMPT_SECONDS", "DELIVERIES", "IN_FLIGHT", "RECORDED"]
 
 RECORDED = Counter("jobrelay_webhook_deliveries_recorded_total", "New deliveries recorded from job-completed")
 DELIVERIES = Counter("jobrelay_webhook_deliveries_total", "Deliveries that reached a final state", ["outcome"])
-ATTEMPTS = Counter("jobrelay_webhook_attempts_total", "HTTP attempts by result (2xx, 4xx, 5xx, 410, timeout, error)",
-                   ["result"])  # fmt: skip
+ATTEMPTS = Counter(
+    "jobrelay_webhook_attempts_total", "HTTP attempts by result (2xx, 4xx, 5xx, 410, timeout, error)", ["result"]
+)
 ATTEMPT_SECONDS = Histogram(
     "jobrelay_webhook_attempt_duration_seconds",
     "Duration of one HTTP attempt",

@@ -37,19 +37,35 @@ def deliveries_for(event: JobCompleted, settings: NotifierSettings) -> list[NewD
 
 
 def _completion(item: Received, event: JobCompleted, body: bytes) -> Completion:
-    return Completion(event.event_id, event.job_id, event.job_type, body, item.topic, item.partition, item.offset,
-                      item.key, item.value, item.headers)  # fmt: skip
+    return Completion(
+        event.event_id,
+        event.job_id,
+        event.job_type,
+        body,
+        item.topic,
+        item.partition,
+        item.offset,
+        item.key,
+        item.value,
+        item.headers,
+    )
 
 
 def misplaced(item: Received) -> JobDeadLettered:
     """A dead letter for a decodable event that is not a JobCompleted (a producer wrote to the wrong topic)."""
     return JobDeadLettered(
-        stage="notifier", reason=DeadLetterReason.UNKNOWN_TYPE, source_topic=item.topic,
-        source_partition=item.partition, source_offset=item.offset, job_id=item.event.job_id,
-        error_message=f"{type(item.event).__name__} on the job-completed topic", attempts=1,
-        original_key=item.key, original_value=item.value,
+        stage="notifier",
+        reason=DeadLetterReason.UNKNOWN_TYPE,
+        source_topic=item.topic,
+        source_partition=item.partition,
+        source_offset=item.offset,
+        job_id=item.event.job_id,
+        error_message=f"{type(item.event).__name__} on the job-completed topic",
+        attempts=1,
+        original_key=item.key,
+        original_value=item.value,
         original_headers=tuple(RecordHeader(k, v) for k, v in item.headers),
-    )  # fmt: skip
+    )
 
 
 def _next_offsets(batch: Sequence[Received]) -> dict[Partition, int]:

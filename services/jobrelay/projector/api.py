@@ -59,15 +59,25 @@ async def find(runtime: Runtime, job_id: str) -> JobRow:
         return row
     if await runtime.store.purged_at(job_id) is None:
         if not await runtime.catch_up(job_id):
-            raise Problem(503, "View catching up", "the view is behind the job's partition; retry shortly",
-                          type_=f"{TYPE_BASE}catching-up", headers={"Retry-After": "1"})  # fmt: skip
+            raise Problem(
+                503,
+                "View catching up",
+                "the view is behind the job's partition; retry shortly",
+                type_=f"{TYPE_BASE}catching-up",
+                headers={"Retry-After": "1"},
+            )
         row = await runtime.store.get(job_id)
         if row is not None:
             return row
     purged = await runtime.store.purged_at(job_id)
     if purged is not None:
-        raise Problem(410, "Job purged", f"job {job_id} finished and was purged after its retention",
-                      type_=f"{TYPE_BASE}job-purged", purged_at=purged.isoformat())  # fmt: skip
+        raise Problem(
+            410,
+            "Job purged",
+            f"job {job_id} finished and was purged after its retention",
+            type_=f"{TYPE_BASE}job-purged",
+            purged_at=purged.isoformat(),
+        )
     raise Problem(404, "Job not found", f"no job {job_id}", type_=f"{TYPE_BASE}job-not-found")
 
 
@@ -85,9 +95,12 @@ def jobs_router(context: Context) -> APIRouter:
 
     @router.get("/{job_id}", summary="A job's status (ETag, If-None-Match, Prefer: wait=N)")
     async def get_job(
-        job_id: uuid.UUID, request: Request, runtime: runtime_dep,
-        if_none_match: Annotated[str | None, Header()] = None, prefer: Annotated[str | None, Header()] = None,
-    ) -> Response:  # fmt: skip
+        job_id: uuid.UUID,
+        request: Request,
+        runtime: runtime_dep,
+        if_none_match: Annotated[str | None, Header()] = None,
+        prefer: Annotated[str | None, Header()] = None,
+    ) -> Response:
         wait = parse_wait(prefer, settings.max_wait_s)
         with runtime.hub.watch(str(job_id)) as changed:
             row = await find(runtime, str(job_id))
@@ -120,32 +133,48 @@ def jobs_router(context: Context) -> APIRouter:
 
     @router.get("", summary="Jobs, newest first, filtered, with cursor pagination")
     async def list_jobs(
-        request: Request, runtime: runtime_dep,
+        request: Request,
+        runtime: runtime_dep,
         status: Annotated[list[StatusName] | None, Query(description="repeat for several")] = None,
         type: Annotated[list[str] | None, Query(description="job type; repeat for several")] = None,
         created_after: Annotated[datetime | None, Query(description="inclusive, ISO 8601")] = None,
         created_before: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
         limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         size = limit or settings.page_size
-        query = JobQuery(now=now(), stall_after=settings.stall_after, limit=size + 1, after=_cursor(cursor),
-                         statuses=frozenset(JobStatus(s.upper()) for s in status or ()), types=frozenset(type or ()),
-                         created_after=_aware(created_after), created_before=_aware(created_before))  # fmt: skip
+        query = JobQuery(
+            now=now(),
+            stall_after=settings.stall_after,
+            limit=size + 1,
+            after=_cursor(cursor),
+            statuses=frozenset(JobStatus(s.upper()) for s in status or ()),
+            types=frozenset(type or ()),
+            created_after=_aware(created_after),
+            created_before=_aware(created_before),
+        )
         rows = await runtime.store.query(query)
         page = rows[:size]
         next_cursor = _next(page) if len(rows) > size else None
         next_link = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
-        return {"items": [document(r, request) for r in page], "next_cursor": next_cursor,
-                "links": {"self": str(request.url), "next": next_link}}  # fmt: skip
+        return {
+            "items": [document(r, request) for r in page],
+            "next_cursor": next_cursor,
+            "links": {"self": str(request.url), "next": next_link},
+        }
 
     return router
 
 
 async def _long_poll(
-    runtime: Runtime, row: JobRow, body: dict[str, Any], unchanged: Callable[[dict[str, Any]], bool], wait: float,
-    changed: asyncio.Event, draw: Callable[[JobRow], dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
+    runtime: Runtime,
+    row: JobRow,
+    body: dict[str, Any],
+    unchanged: Callable[[dict[str, Any]], bool],
+    wait: float,
+    changed: asyncio.Event,
+    draw: Callable[[JobRow], dict[str, Any]],
+) -> dict[str, Any]:
     """Wait until the representation changes (or the job is terminal), at most `wait` seconds."""
     clock = asyncio.get_running_loop().time
     deadline = clock() + wait
@@ -192,8 +221,14 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
 
 def _not_succeeded(body: dict[str, Any]) -> Problem:
     status = body["status"]
-    return Problem(409, f"Job {status}", f"job {body['id']} ended {status}: it has no result",
-                   type_=f"{TYPE_BASE}job-not-succeeded", job=body, error=body.get("error"))  # fmt: skip
+    return Problem(
+        409,
+        f"Job {status}",
+        f"job {body['id']} ended {status}: it has no result",
+        type_=f"{TYPE_BASE}job-not-succeeded",
+        job=body,
+        error=body.get("error"),
+    )
 
 
 def _cursor(token: str | None) -> Cursor | None:
@@ -202,8 +237,13 @@ def _cursor(token: str | None) -> Cursor | None:
     try:
         return decode_cursor(token)
     except ValueError as exc:
-        raise Problem(422, "Request validation failed", "invalid: query.cursor", type_=f"{TYPE_BASE}validation",
-                      errors=[{"field": "query.cursor", "detail": str(exc)}]) from exc  # fmt: skip
+        raise Problem(
+            422,
+            "Request validation failed",
+            "invalid: query.cursor",
+            type_=f"{TYPE_BASE}validation",
+            errors=[{"field": "query.cursor", "detail": str(exc)}],
+        ) from exc
 
 
 def _aware(moment: datetime | None) -> datetime | None:

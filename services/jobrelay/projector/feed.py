@@ -141,6 +141,14 @@ async def open_feed(
         raise
     hub.reset(positions)
     projector = Projector(store, hub, requested_topic=topics.requested, trace=trace)
-    loop = ProjectorLoop(consumer, codec, projector.stage, service=SERVICE, dead_letters=dead_letters,
-                         commit=False, max_records=batch_size, on_offsets=projector.flush)  # fmt: skip
+    loop = ProjectorLoop(
+        consumer,
+        codec,
+        projector.stage,
+        service=SERVICE,
+        dead_letters=dead_letters,
+        commit=False,
+        max_records=batch_size,
+        on_offsets=projector.flush,
+    )
     return Feed(store, consumer, loop, partitions)

@@ -39,8 +39,9 @@ async def running(settings: ProjectorSettings, kafka: KafkaSettings, topics: Top
         offsets = make_consumer(kafka, "projector-offsets")  # end offsets only: never assigned
         await offsets.start()
         stack.push_async_callback(offsets.stop)
-        runtime = Runtime(settings, kafka, topics, codec, EventProducer(producer, codec, topics, "/jobrelay/projector"),
-                          offsets)  # fmt: skip
+        runtime = Runtime(
+            settings, kafka, topics, codec, EventProducer(producer, codec, topics, "/jobrelay/projector"), offsets
+        )
         await runtime.start()
         stack.push_async_callback(runtime.stop)
         log.info("projector started", store=settings.store, db_path=str(settings.db_path), topics=topics.all())

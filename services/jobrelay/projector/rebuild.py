@@ -48,8 +48,16 @@ async def rebuild(
     target = generations.new_generation(settings.db_path)
     store = await SqliteStore.open(target)
     hub = ChangeHub()
-    feed = await open_feed(kafka, topics, make_codec(kafka), store, hub, dead_letters=None,
-                           batch_size=settings.rebuild_batch_size, trace=False)  # fmt: skip
+    feed = await open_feed(
+        kafka,
+        topics,
+        make_codec(kafka),
+        store,
+        hub,
+        dead_letters=None,
+        batch_size=settings.rebuild_batch_size,
+        trace=False,
+    )
     try:
         started = time.perf_counter()
         records = await _replay(feed, hub, await feed.consumer.end_offsets(feed.partitions))

@@ -45,8 +45,15 @@ async def open_store(settings: ProjectorSettings) -> tuple[ViewStore, Path | Non
 class Runtime:
     """Owns the feed and its background tasks; answers the API's questions about the view."""
 
-    def __init__(self, settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings, codec: AvroCodec,
-                 dead_letters: EventProducer | None, offsets: AIOKafkaConsumer) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        codec: AvroCodec,
+        dead_letters: EventProducer | None,
+        offsets: AIOKafkaConsumer,
+    ) -> None:
         self.settings, self.kafka, self.topics, self.codec = settings, kafka, topics, codec
         self.dead_letters, self.offsets = dead_letters, offsets
         self.hub = ChangeHub()
@@ -89,8 +96,15 @@ class Runtime:
     async def _open_feed(self) -> Feed:
         store, self._path = await open_store(self.settings)
         try:
-            return await open_feed(self.kafka, self.topics, self.codec, store, self.hub,
-                                   dead_letters=self.dead_letters, batch_size=self.settings.batch_size)  # fmt: skip
+            return await open_feed(
+                self.kafka,
+                self.topics,
+                self.codec,
+                store,
+                self.hub,
+                dead_letters=self.dead_letters,
+                batch_size=self.settings.batch_size,
+            )
         except BaseException:
             await store.close()
             raise

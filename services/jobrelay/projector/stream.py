@@ -47,9 +47,11 @@ def events_router(context: Context, draw: Callable[[JobRow, Request], dict[str, 
 
     @router.get("/{job_id}/events", summary="The job's changes as Server-Sent Events (Last-Event-ID resumes)")
     async def job_events(
-        job_id: uuid.UUID, request: Request, runtime: Annotated[Runtime, Depends(context.get)],
+        job_id: uuid.UUID,
+        request: Request,
+        runtime: Annotated[Runtime, Depends(context.get)],
         last_event_id: Annotated[str | None, Header()] = None,
-    ) -> Response:  # fmt: skip
+    ) -> Response:
         row = await find(runtime, str(job_id))
         after = _last_id(last_event_id)
         if row.state.status.terminal and row.version <= after:

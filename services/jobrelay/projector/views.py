@@ -66,11 +66,21 @@ def _details(state: JobState, status: JobStatus) -> dict[str, Any]:
         extra["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable}
     for note in state.notes:
         if note.reason is DeadLetterReason.WEBHOOK_UNDELIVERABLE:
-            extra["webhook"] = {"status": "undeliverable", "attempts": note.attempts, "last_status": note.last_status,
-                                "error": note.error_message, "at": iso(note.at)}  # fmt: skip
+            extra["webhook"] = {
+                "status": "undeliverable",
+                "attempts": note.attempts,
+                "last_status": note.last_status,
+                "error": note.error_message,
+                "at": iso(note.at),
+            }
         else:
-            incident = {"stage": note.stage, "reason": note.reason.value, "source_topic": note.source_topic,
-                        "error": note.error_message, "at": iso(note.at)}  # fmt: skip
+            incident = {
+                "stage": note.stage,
+                "reason": note.reason.value,
+                "source_topic": note.source_topic,
+                "error": note.error_message,
+                "at": iso(note.at),
+            }
             extra.setdefault("incidents", []).append(incident)
     return extra
 

@@ -110,9 +110,20 @@ class SqliteDeliveryStore:
     async def _insert(self, c: Completion, deliveries: Sequence[NewDelivery], now: float) -> int:
         await self.db.execute(
             "INSERT INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (c.event_id, c.job_id, c.job_type, c.body, c.topic, c.partition, c.offset, c.key, c.value,
-             _headers_json(c.headers), now),
-        )  # fmt: skip
+            (
+                c.event_id,
+                c.job_id,
+                c.job_type,
+                c.body,
+                c.topic,
+                c.partition,
+                c.offset,
+                c.key,
+                c.value,
+                _headers_json(c.headers),
+                now,
+            ),
+        )
         cursor = await self.db.executemany(
             "INSERT INTO deliveries (event_id, url, host, subscription, state, next_attempt_at, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -70,16 +70,25 @@ def to_json(state: JobState) -> str:
         "activity_at": _dt(state.activity_at),
     }
     if (r := state.request) is not None:
-        doc["request"] = [r.job_type, iso(r.created_at), r.max_attempts, r.timeout_s, _dt(r.expires_at),
-                          r.callback_url, r.client_id]  # fmt: skip
+        doc["request"] = [
+            r.job_type,
+            iso(r.created_at),
+            r.max_attempts,
+            r.timeout_s,
+            _dt(r.expires_at),
+            r.callback_url,
+            r.client_id,
+        ]
     if (s := state.step) is not None:
         doc["step"] = [s.sequence, s.event_id, s.status.value, s.attempt, _dt(s.retry_at)]
     if (o := state.outcome) is not None:
         error = [o.error.code, o.error.message, o.error.retryable] if o.error is not None else None
         doc["outcome"] = [o.completed, o.sequence, o.event_id, o.status.value, o.attempt, iso(o.at), o.result, error]
     if state.notes:
-        doc["notes"] = [[n.event_id, n.stage, n.reason.value, n.source_topic, iso(n.at), n.error_message, n.attempts,
-                         n.last_status] for n in state.notes]  # fmt: skip
+        doc["notes"] = [
+            [n.event_id, n.stage, n.reason.value, n.source_topic, iso(n.at), n.error_message, n.attempts, n.last_status]
+            for n in state.notes
+        ]
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -105,28 +114,51 @@ def _request(raw: list[Any] | None) -> Request | None:
     if raw is None:
         return None
     job_type, created, max_attempts, timeout_s, expires, callback, client = raw
-    return Request(job_type=job_type, created_at=parse_iso(created), max_attempts=max_attempts, timeout_s=timeout_s,
-                   expires_at=_pdt(expires), callback_url=callback, client_id=client)  # fmt: skip
+    return Request(
+        job_type=job_type,
+        created_at=parse_iso(created),
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
+        expires_at=_pdt(expires),
+        callback_url=callback,
+        client_id=client,
+    )
 
 
 def _step(raw: list[Any] | None) -> Step | None:
     if raw is None:
         return None
     sequence, event_id, status, attempt, retry_at = raw
-    return Step(sequence=sequence, event_id=event_id, status=JobStatus(status), attempt=attempt,
-                retry_at=_pdt(retry_at))  # fmt: skip
+    return Step(
+        sequence=sequence, event_id=event_id, status=JobStatus(status), attempt=attempt, retry_at=_pdt(retry_at)
+    )
 
 
 def _outcome(raw: list[Any] | None) -> Outcome | None:
     if raw is None:
         return None
     completed, sequence, event_id, status, attempt, at, result, error = raw
-    return Outcome(completed=completed, sequence=sequence, event_id=event_id, status=JobStatus(status),
-                   attempt=attempt, at=parse_iso(at), result=result,
-                   error=JobError(error[0], error[1], error[2]) if error is not None else None)  # fmt: skip
+    return Outcome(
+        completed=completed,
+        sequence=sequence,
+        event_id=event_id,
+        status=JobStatus(status),
+        attempt=attempt,
+        at=parse_iso(at),
+        result=result,
+        error=JobError(error[0], error[1], error[2]) if error is not None else None,
+    )
 
 
 def _note(raw: list[Any]) -> Note:
     event_id, stage, reason, source_topic, at, error_message, attempts, last_status = raw
-    return Note(event_id=event_id, stage=stage, reason=DeadLetterReason(reason), source_topic=source_topic,
-                at=parse_iso(at), error_message=error_message, attempts=attempts, last_status=last_status)  # fmt: skip
+    return Note(
+        event_id=event_id,
+        stage=stage,
+        reason=DeadLetterReason(reason),
+        source_topic=source_topic,
+        at=parse_iso(at),
+        error_message=error_message,
+        attempts=attempts,
+        last_status=last_status,
+    )

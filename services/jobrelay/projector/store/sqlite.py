@@ -62,8 +62,18 @@ def _params(row: JobRow) -> tuple[Any, ...]:
         raise ValueError(f"job {state.job_id} has no event yet and cannot be stored")
     activity = iso(state.activity_at) if state.activity_at is not None else None
     finished = iso(state.outcome.at) if state.outcome is not None else None
-    return (state.job_id, state.job_type, state.status.value, iso(created), iso(last), activity, finished,
-            row.version, row.applied, to_json(state))  # fmt: skip
+    return (
+        state.job_id,
+        state.job_type,
+        state.status.value,
+        iso(created),
+        iso(last),
+        activity,
+        finished,
+        row.version,
+        row.applied,
+        to_json(state),
+    )
 
 
 def _row(record: Any) -> JobRow:

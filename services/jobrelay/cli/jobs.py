@@ -1,0 +1,143 @@
+"""`jobrelay submit|status|watch|jobs`: use a running jobrelay from the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import typer
+from httpx_sse import connect_sse
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobrelay.sdk import JobClient, JobRelayError, JobView, ProblemError
+
+__all__ = ["register"]
+
+console = Console()
+INTAKE = typer.Option("http://127.0.0.1:8000", "--intake-url", envvar="JOBRELAY_INTAKE_URL", help="The intake.")
+STATUS = typer.Option("http://127.0.0.1:8001", "--status-url", envvar="JOBRELAY_STATUS_URL", help="The status view.")
+
+
+def _client(intake: str, status: str) -> JobClient:
+    return JobClient(intake, status_base_url=status)
+
+
+def _show(view: JobView) -> None:
+    console.print_json(json.dumps(view.model_dump(mode="json", exclude_none=True)))
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    if isinstance(exc, ProblemError):
+        console.print(f"[red]{exc}[/red]")
+        for field in getattr(exc, "fields", ()) or ():
+            console.print(f"  [red]{field}[/red]")
+    else:
+        console.print(f"[red]{exc}[/red]")
+    return typer.Exit(1)
+
+
+def submit(
+    job_type: str = typer.Argument(..., help="Dotted job type, e.g. demo.echo."),
+    payload: str = typer.Option("{}", "--payload", "-p", help="The job's input, as JSON."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the outcome and print it."),
+    timeout: float = typer.Option(300.0, help="Seconds --wait waits."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key", help="Makes retries safe."),
+    callback_url: str | None = typer.Option(None, "--callback-url", help="Webhook for the outcome."),
+    intake_url: str = INTAKE,
+    status_url: str = STATUS,
+) -> None:
+    """Submit a job; print its id (and, with --wait, its outcome). Exit 1 when it did not succeed."""
+    try:
+        body: Any = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]--payload is not JSON: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    with _client(intake_url, status_url) as client:
+        try:
+            accepted = client.submit(job_type, body, idempotency_key=idempotency_key, callback_url=callback_url)
+            console.print(f"accepted [bold]{accepted.id}[/bold]  {accepted.links.get('status', '')}")
+            if wait:
+                view = client.wait(accepted, timeout=timeout)
+                _show(view)
+                if view.status != "succeeded":
+                    raise typer.Exit(1)
+        except (JobRelayError, httpx.HTTPError) as exc:
+            raise _fail(exc) from exc
+
+
+def status(job_id: str = typer.Argument(...), intake_url: str = INTAKE, status_url: str = STATUS) -> None:
+    """Print a job's current status."""
+    with _client(intake_url, status_url) as client:
+        try:
+            _show(client.get(job_id))
+        except (JobRelayError, httpx.HTTPError) as exc:
+            raise _fail(exc) from exc
+
+
+def watch(job_id: str = typer.Argument(...), status_url: str = STATUS) -> None:
+    """Follow a job live (its Server-Sent Events stream) until it ends; exit 1 unless it succeeded."""
+    final: dict[str, Any] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar, httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http:
+        task = bar.add_task(job_id[:8], total=100)
+        try:
+            with connect_sse(http, "GET", f"{status_url}/v1/jobs/{job_id}/events") as source:
+                source.response.raise_for_status()
+                for event in source.iter_sse():
+                    final = json.loads(event.data)
+                    done = 100 if final.get("status") == "succeeded" else final.get("progress") or 0
+                    label = f"{job_id[:8]} {final.get('status')} {final.get('message') or ''}".strip()
+                    bar.update(task, completed=done, description=label)
+        except httpx.HTTPError as exc:
+            raise _fail(exc) from exc
+    console.print_json(json.dumps(final))
+    if final.get("status") != "succeeded":
+        raise typer.Exit(1)
+
+
+def jobs(
+    status_filter: list[str] = typer.Option(None, "--status", "-s", help="Only these statuses (repeatable)."),
+    job_type: list[str] = typer.Option(None, "--type", "-t", help="Only these types (repeatable)."),
+    limit: int = typer.Option(20, help="How many."),
+    status_url: str = STATUS,
+) -> None:
+    """List recent jobs, newest first."""
+    params: list[tuple[str, str | int | float | bool | None]] = [("limit", limit)]
+    params += [("status", s) for s in status_filter or []] + [("type", t) for t in job_type or []]
+    try:
+        response = httpx.get(f"{status_url}/v1/jobs", params=params, timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise _fail(exc) from exc
+    table = Table(title="jobs")
+    for column in ("id", "type", "status", "progress", "attempts", "created", "updated"):
+        table.add_column(column)
+    for item in response.json()["items"]:
+        progress = "" if item.get("progress") is None else f"{item['progress']:.0f}%"
+        table.add_row(
+            item["id"],
+            item["type"],
+            item["status"],
+            progress,
+            str(item.get("attempts", "")),
+            item.get("created_at") or "",
+            item.get("updated_at") or "",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the top-level `jobrelay` app."""
+    app.command()(submit)
+    app.command()(status)
+    app.command()(watch)
+    app.command()(jobs)
+
