@@ -9,6 +9,7 @@ the PIDs recorded in `.cache/stack/`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import secrets
 import signal
@@ -62,11 +63,19 @@ def _healthy(service: Service) -> bool:
 class Stack:
     """Start, stop and inspect the local stack."""
 
-    def __init__(self, root: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        run_dir: Path | None = None,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        """`run_dir` and `ports` let a test run a private stack beside a developer's."""
         self.root = root or project_root()
-        self.run_dir = self.root / ".cache" / "stack"
+        self.run_dir = run_dir or self.root / ".cache" / "stack"
         self.kafka = LocalKafka(self.root)
         self.env = dict(env if env is not None else os.environ)
+        self.services = tuple(dataclasses.replace(s, port=(ports or {}).get(s.name, s.port)) for s in SERVICES)
 
     def _pid_file(self, service: Service) -> Path:
         return self.run_dir / f"{service.name}.pid"
@@ -92,7 +101,7 @@ class Stack:
         kafka_started = self.kafka.up() if "KAFKA_BOOTSTRAP_SERVERS" not in self.env else False
         self._ensure_topics()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        started = [s for s in SERVICES if self.pid(s) is None and self._start(s)]
+        started = [s for s in self.services if self.pid(s) is None and self._start(s)]
         try:
             self._wait_healthy(started, timeout)
         except StackError:
@@ -157,7 +166,7 @@ class Stack:
 
     def stop(self, services: list[Service] | None = None, grace: float = 30.0) -> list[Service]:
         """SIGTERM the services (all by default) this stack started; SIGKILL after `grace`."""
-        targets = [(s, pid) for s in (services or list(SERVICES)) if (pid := self.pid(s)) is not None]
+        targets = [(s, pid) for s in (services or list(self.services)) if (pid := self.pid(s)) is not None]
         for _, pid in targets:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -171,4 +180,4 @@ class Stack:
 
     def status(self) -> list[tuple[Service, int | None, bool]]:
         """(service, PID if ours, healthy) for every service."""
-        return [(s, self.pid(s), _healthy(s)) for s in SERVICES]
+        return [(s, self.pid(s), _healthy(s)) for s in self.services]

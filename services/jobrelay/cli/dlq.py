@@ -43,7 +43,7 @@ def list_letters(
     if as_json:
         for d in letters:
             l_ = d.letter
-            console.print_json(
+            typer.echo(
                 json.dumps(
                     {
                         "ref": d.ref,

@@ -140,4 +140,3 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(watch)
     app.command()(jobs)
-

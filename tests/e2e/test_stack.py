@@ -1,0 +1,101 @@
+"""End to end: a job through intake → processor → projector → notifier, as a user sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+from jobrelay.jobs.events import JobCompleted, TerminalStatus
+from jobrelay.messaging.codec import AvroCodec
+from jobrelay.sdk import AsyncJobClient
+from tests.e2e.conftest import RunningStack
+from tests.integration.kafkautil import read_all
+from tests.integration.notifier.receiver import Receiver, serving
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def _stream(url: str) -> list[dict[str, Any]]:
+    """Every document the job's SSE stream sends, until it ends after the terminal one."""
+    docs: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0)) as http,
+        aconnect_sse(http, "GET", url) as source,
+    ):
+        assert source.response.status_code == 200
+        async for event in source.aiter_sse():
+            docs.append(json.loads(event.data))
+    return docs
+
+
+async def _until(condition: Any, deadline: float = 60.0) -> None:
+    stop = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < stop, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_job_runs_reports_progress_streams_and_calls_back(running_stack: RunningStack) -> None:
+    receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
+    async with (
+        serving(receiver),
+        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+    ):
+        accepted = await client.submit("demo.sleep", {"seconds": 2, "steps": 4}, callback_url=f"{receiver.base}/hook")
+        assert accepted.status == "accepted"
+        assert accepted.links["status"] == f"{running_stack.url('projector')}/v1/jobs/{accepted.id}"
+        docs = await _stream(accepted.links["events"])
+        async with httpx.AsyncClient() as http:
+            result = await http.get(accepted.links["result"])
+        await _until(lambda: len(receiver.at("/hook")) >= 1)
+
+    statuses = [d["status"] for d in docs]
+    assert statuses[-1] == "succeeded" and "running" in statuses
+    assert any(d["status"] == "running" and 0 < (d.get("progress") or 0) < 100 for d in docs), statuses
+    assert result.status_code == 200 and result.json() == {"slept": 2.0, "attempt": 1}
+
+    (webhook,) = receiver.at("/hook")
+    assert webhook.verified_with == (running_stack.stack.signing_secret(),), "standardwebhooks verified it"
+    assert webhook.payload["data"]["id"] == accepted.id and webhook.payload["data"]["status"] == "succeeded"
+    assert webhook.payload["data"]["result"] == {"slept": 2.0, "attempt": 1}
+
+    codec = AvroCodec()
+    completed = [codec.decode(r.value) for r in await read_all(running_stack.kafka, running_stack.topics.completed)]
+    mine = [e for e in completed if isinstance(e, JobCompleted) and e.job_id == accepted.id]
+    assert [e.status for e in mine] == [TerminalStatus.SUCCEEDED], "one outcome, as a downstream consumer sees it"
+    assert webhook.webhook_id == mine[0].event_id
+
+
+def _cli(running_stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **running_stack.env, "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "jobrelay.cli.main", *args], env=env, capture_output=True,
+                          text=True, check=False, timeout=120)  # fmt: skip
+
+
+async def test_a_failed_job_is_dead_lettered_listed_and_replayed(running_stack: RunningStack) -> None:
+    async with AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client:
+        accepted = await client.submit("demo.fail", {"delay_s": 0.1}, max_attempts=2)
+        failed = await client.wait(accepted, timeout=90)
+        assert (failed.status, failed.attempts) == ("failed", 2)
+
+        listed = _cli(running_stack, "dlq", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        letters = [json.loads(line) for line in listed.stdout.splitlines() if line.strip().startswith("{")]
+        (letter,) = [entry for entry in letters if entry["job_id"] == accepted.id]
+        assert (letter["reason"], letter["stage"], letter["attempts"]) == ("RETRIES_EXHAUSTED", "processor", 2)
+
+        replayed = _cli(running_stack, "dlq", "replay", letter["ref"])
+        assert replayed.returncode == 0, replayed.stderr
+        new_id = replayed.stdout.strip().rsplit(" ", 1)[-1]
+        assert new_id != accepted.id
+        again = await client.wait(new_id, timeout=90)
+    assert (again.type, again.status, again.attempts) == ("demo.fail", "failed", 2), "the replay ran again"
