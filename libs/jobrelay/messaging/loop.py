@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -22,7 +22,7 @@ from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import CONSUMED, CONSUMER_LAG, DEAD_LETTERED
 
-__all__ = ["BatchHandler", "ConsumerLoop", "Received", "dead_letter_for"]
+__all__ = ["BatchHandler", "ConsumerLoop", "PoisonHandler", "Received", "dead_letter_for"]
 
 log = get_logger(__name__)
 
@@ -38,9 +38,14 @@ class Received:
     key: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+    # The raw record, for consumers that may have to dead-letter it later with its original bytes.
+    record: ConsumerRecord[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
 
 BatchHandler = Callable[[Sequence[Received]], Awaitable[None]]
+# Takes over an undecodable record instead of the loop's own dead-lettering (e.g. to write the
+# dead letter inside the consumer's own transaction).
+PoisonHandler = Callable[[ConsumerRecord[bytes, bytes], SerializationError], Awaitable[None]]
 
 
 def dead_letter_for(
@@ -83,11 +88,16 @@ class ConsumerLoop:
         commit: bool = True,
         max_records: int = 500,
         poll_timeout_ms: int = 100,
+        on_poison: PoisonHandler | None = None,
     ) -> None:
-        """`commit=False` for consumers without a group, which keep their own offsets."""
+        """`commit=False` for consumers without a group, which keep their own offsets.
+
+        `on_poison`, when given, receives undecodable records instead of `dead_letters`.
+        """
         self.consumer, self.codec, self.handler = consumer, codec, handler
         self.service, self.dead_letters, self.commit = service, dead_letters, commit
         self.max_records, self.poll_timeout_ms = max_records, poll_timeout_ms
+        self.on_poison = on_poison
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -132,7 +142,10 @@ class ConsumerLoop:
                     record.value, topic=record.topic, partition=record.partition, offset=record.offset
                 )
             except SerializationError as exc:
-                await self.dead_letter(record, DeadLetterReason.UNDECODABLE, str(exc))
+                if self.on_poison is not None:
+                    await self.on_poison(record, exc)
+                else:
+                    await self.dead_letter(record, DeadLetterReason.UNDECODABLE, str(exc))
                 continue
             received.append(
                 Received(
@@ -143,6 +156,7 @@ class ConsumerLoop:
                     record.key,
                     tuple(record.headers),
                     record.timestamp,
+                    record,
                 )
             )
         if received:
