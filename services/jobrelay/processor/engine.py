@@ -67,6 +67,7 @@ class Engine:
         self.failed: BaseException | None = None
         self._on_fatal = on_fatal
         self._paused: set[int] = set()
+        self._closed = False  # set by shutdown(); a takeover still in progress then backs out
         self._run_config = RunConfig(
             settings.default_timeout_s,
             settings.heartbeat_interval_s,
@@ -162,34 +163,23 @@ class Engine:
         ours = [tp for tp in partitions if tp.topic == self.topics.requested and tp.partition not in self.workers]
         self._paused.clear()  # a new assignment starts unpaused
         for tp in ours:
-            takeover = await take_over(
-                tp,
-                kafka=self.kafka,
-                settings=self.settings,
-                topics=self.topics,
-                codec=self.codec,
-                admin=self.clients.admin,
-                reader=self.clients.reader,
-                consumer=self.clients.consumer,
-            )
-            self.workers[tp.partition] = PartitionWorker(
-                tp,
-                takeover.producer,
-                self.codec,
-                self.topics,
-                group_id=self.settings.group_id,
-                ledger=takeover.ledger,
-                seen=takeover.seen,
-                linger=self.settings.commit_interval_s,
-                on_change=self.balance,
-                on_fatal=self.fail,
-            )
-            log.info(
-                "partition taken over",
-                partition=tp.partition,
-                committed=takeover.ledger.commit_point(),
-                known_jobs=len(takeover.seen),
-            )
+            if self._closed:
+                return
+            await self._open(tp)
+
+    async def _open(self, tp: TopicPartition) -> None:
+        c = self.clients
+        takeover = await take_over(tp, kafka=self.kafka, settings=self.settings, topics=self.topics, codec=self.codec,
+                                   admin=c.admin, reader=c.reader, consumer=c.consumer)  # fmt: skip
+        if self._closed:  # shutdown began while we were taking over: nothing ran, nothing to commit
+            await takeover.producer.stop()
+            return
+        self.workers[tp.partition] = PartitionWorker(
+            tp, takeover.producer, self.codec, self.topics, group_id=self.settings.group_id, ledger=takeover.ledger,
+            seen=takeover.seen, linger=self.settings.commit_interval_s, on_change=self.balance, on_fatal=self.fail,
+        )  # fmt: skip
+        log.info("partition taken over", partition=tp.partition, committed=takeover.ledger.commit_point(),
+                 known_jobs=len(takeover.seen))  # fmt: skip
 
     async def revoked(self, partitions: Sequence[TopicPartition], grace: float) -> None:
         """Hand partitions back: running jobs get `grace` seconds, then everything is committed."""
@@ -204,6 +194,7 @@ class Engine:
 
     async def shutdown(self) -> None:
         """Stop every partition (SIGTERM): running jobs get the shutdown grace, then commit."""
+        self._closed = True
         partitions = [worker.tp for worker in self.workers.values()]
         await self.revoked(partitions, self.settings.shutdown_grace_s)
 
