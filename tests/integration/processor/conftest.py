@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import Event, JobRequested
@@ -20,6 +30,7 @@ from jobrelay.processor.service import running
 from jobrelay.processor.settings import ProcessorSettings
 from tests.integration.kafkautil import read_all
 
+T = TypeVar("T")
 FAST = {
     "commit_interval_s": 0.02,
     "heartbeat_interval_s": 0.3,
@@ -106,3 +117,101 @@ async def run_until_completed(
         "progress": await events(kafka, topics.progress),
         "dlq": await events(kafka, topics.dlq),
     }
+
+
+class Spawned:
+    """A processor subprocess and where it logs."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+
+    async def readiness(self) -> dict[str, Any]:
+        """The body of /readyz ({} while the HTTP server is not up yet)."""
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                body: dict[str, Any] = (await client.get(f"http://127.0.0.1:{self.port}/readyz")).json()
+                return body
+        except httpx.TransportError:
+            return {}
+
+    async def wait_ready(self, deadline: float = 60.0) -> dict[str, Any]:
+        """Wait until the processor owns partitions; its readiness body."""
+        return await wait_for(self.readiness, lambda body: bool(body.get("partitions")), deadline,
+                              f"processor on port {self.port} never owned partitions; log: {self.log}")  # fmt: skip
+
+    def stop(self, sig: signal.Signals, timeout: float = 60.0) -> int:
+        """Send `sig` to this process (by its PID) and wait for it to exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+async def wait_for(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], deadline: float, message: str) -> T:
+    """Call `probe` until `done(result)`, or fail with `message` after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while True:
+        result = await probe()
+        if done(result):
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"{message} (last: {result!r})")
+        await asyncio.sleep(0.2)  # polling interval of the condition, not a stand-in for it
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def spawn(
+    kafka_settings: KafkaSettings, topics: TopicSettings, processor_settings: ProcessorSettings, tmp_path: Path
+) -> Iterator[Callable[..., Spawned]]:
+    """Start processor subprocesses (`python -m jobrelay.processor`); kills leftovers by PID at the end."""
+    started: list[Spawned] = []
+
+    def start(**overrides: Any) -> Spawned:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBRELAY_", "KAFKA_"))}
+        env |= {"KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers, "JOBRELAY_TOPICS_PREFIX": topics.prefix,
+                "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions), "JOBRELAY_LOG_FORMAT": "json"}  # fmt: skip
+        fields = processor_settings.model_dump(exclude={"worker_id"}) | {"port": port} | overrides
+        for name, value in fields.items():
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env[f"JOBRELAY_PROCESSOR_{name.upper()}"] = text
+        log = tmp_path / f"processor-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "jobrelay.processor"], env=env, stdout=out,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        started.append(Spawned(process, port, log))
+        return started[-1]
+
+    yield start
+    for spawned in started:
+        if spawned.process.poll() is None:
+            spawned.process.kill()
+            spawned.process.wait(timeout=30)
+
+
+def job_for_partition(partition: int, partitions: int, job_type: str, payload: Any, **fields: Any) -> JobRequested:
+    """A request whose job id the default partitioner puts on `partition`."""
+    partitioner = DefaultPartitioner()
+    everything = list(range(partitions))
+    for _ in range(10_000):
+        job = request(job_type, payload, **fields)
+        if partitioner(job.job_id.encode(), everything, everything) == partition:
+            return job
+    raise AssertionError(f"no job id for partition {partition}")
+
+
+def attempts_in(path: Path) -> dict[str, list[int]]:
+    """What demo.sleep recorded: job id -> the attempts that ran, in order."""
+    runs: dict[str, list[int]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            job_id, attempt = line.split()
+            runs.setdefault(job_id, []).append(int(attempt))
+    return runs
