@@ -68,6 +68,7 @@ class Engine:
         self._on_fatal = on_fatal
         self._paused: set[int] = set()
         self._closed = False  # set by shutdown(); a takeover still in progress then backs out
+        self._joined = False  # the group gave us an assignment (possibly empty) at least once
         self._run_config = RunConfig(
             settings.default_timeout_s,
             settings.heartbeat_interval_s,
@@ -166,6 +167,7 @@ class Engine:
             if self._closed:
                 return
             await self._open(tp)
+        self._joined = True
 
     async def _open(self, tp: TopicPartition) -> None:
         c = self.clients
@@ -206,7 +208,7 @@ class Engine:
             self._on_fatal(exc)
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        """Ready while nothing failed; details for operators."""
+        """Ready once in the consumer group and while nothing failed; details for operators."""
         details: dict[str, object] = {
             "partitions": sorted(self.workers),
             "paused": sorted(self._paused),
@@ -214,7 +216,7 @@ class Engine:
         }
         if self.failed is not None:
             details["error"] = repr(self.failed)
-        return self.failed is None, details
+        return self._joined and self.failed is None, details
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

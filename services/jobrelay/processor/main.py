@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -39,13 +39,15 @@ class _State:
     engine: Engine | None = None
 
 
-def create_app(config: Config, registry: Registry) -> FastAPI:
-    """The health/metrics app; its lifespan runs the processor."""
+def create_app(config: Config, registry: Registry, on_fatal: Callable[[BaseException], None] | None = None) -> FastAPI:
+    """The health/metrics app; its lifespan runs the processor (`on_fatal` defaults to stopping the process)."""
     state = _State()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(config.kafka, config.topics, config.processor, registry, _stop_process) as engine:
+        async with running(
+            config.kafka, config.topics, config.processor, registry, on_fatal or _stop_process
+        ) as engine:
             state.engine = engine
             log.info("processor started", handlers=registry.types(), group=config.processor.group_id)
             yield

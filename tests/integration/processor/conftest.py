@@ -31,7 +31,7 @@ from jobrelay.processor.settings import ProcessorSettings
 from tests.integration.kafkautil import read_all
 
 T = TypeVar("T")
-FAST = {
+FAST: dict[str, Any] = {
     "commit_interval_s": 0.02,
     "heartbeat_interval_s": 0.3,
     "backoff_base_s": 0.2,
@@ -45,9 +45,8 @@ FAST = {
 @pytest.fixture
 def processor_settings(topics: TopicSettings) -> ProcessorSettings:
     """Settings for one test: its own group and transactional ids, short timings."""
-    return ProcessorSettings(
-        group_id=f"proc-{topics.prefix}", transactional_id_prefix=f"tx-{uuid.uuid4().hex[:8]}", **FAST
-    )  # type: ignore[arg-type]
+    fields = FAST | {"group_id": f"proc-{topics.prefix}", "transactional_id_prefix": f"tx-{uuid.uuid4().hex[:8]}"}
+    return ProcessorSettings.model_validate(fields)
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -126,7 +126,7 @@ async def test_two_processes_share_the_work_and_a_sigterm_hands_partitions_over(
     assert len(workers) == 2, f"both processes ran jobs: {workers} (first assignments {owned})"
 
 
-def _ownership(*processes: Spawned) -> Callable[[], object]:
+def _ownership(*processes: Spawned) -> Callable[[], Awaitable[list[set[int]]]]:
     async def probe() -> list[set[int]]:
         return [set((await p.readiness()).get("partitions", [])) for p in processes]
 
