@@ -81,6 +81,7 @@ class JobRun:
         self.worker, self.received, self.payload, self.handler = worker, received, payload, handler
         self.config, self.slots, self.previous = config, slots, previous
         self._n = 0  # events emitted in the current attempt
+        self._active: int | None = None  # the attempt whose handler runs; progress reported later is dropped
         self._last_error: JobError | None = None
 
     async def run(self) -> None:
@@ -130,6 +131,7 @@ class JobRun:
         log.info("job started", attempt=attempt)
         timeout = self.request.timeout_s or self.config.default_timeout_s
         job = self._job(attempt, started_at + timedelta(seconds=timeout))
+        self._active = attempt
         heartbeat = asyncio.create_task(self._heartbeat(attempt))
         metrics.IN_FLIGHT.inc()
         clock, limit = time.monotonic(), asyncio.timeout(timeout)
@@ -137,9 +139,10 @@ class JobRun:
             async with limit:
                 outcome = self._success(await self.handler(job, self._reporter(attempt)))
         except Exception as exc:  # noqa: BLE001 - any handler failure becomes an outcome, none escapes
-            outcome = _Outcome(error=self._classify(exc, attempt, timeout, limit.expired()))
-            outcome = _Outcome(error=outcome.error, delay_s=getattr(exc, "delay_s", None))
+            delay = exc.delay_s if isinstance(exc, RetryableError) else None
+            outcome = _Outcome(error=self._classify(exc, attempt, timeout, limit.expired()), delay_s=delay)
         finally:
+            self._active = None
             heartbeat.cancel()
             metrics.IN_FLIGHT.dec()
         label = "succeeded" if outcome.error is None else outcome.error.code
@@ -254,6 +257,8 @@ class JobRun:
 
     def _reporter(self, attempt: int) -> Any:
         async def report(percent: float | None = None, message: str | None = None) -> None:
+            if self._active != attempt:
+                return  # a task the handler left behind reports after its attempt ended
             if percent is not None:
                 percent = min(100.0, max(0.0, float(percent)))
             self.worker.emit(self._progress(attempt, ProgressKind.PROGRESS, percent=percent, message=message))
