@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -22,7 +22,7 @@ from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import CONSUMED, CONSUMER_LAG, DEAD_LETTERED
 
-__all__ = ["BatchHandler", "ConsumerLoop", "OffsetsHandler", "Received", "dead_letter_for"]
+__all__ = ["BatchHandler", "ConsumerLoop", "OffsetsHandler", "PoisonHandler", "Received", "dead_letter_for"]
 
 log = get_logger(__name__)
 
@@ -39,12 +39,17 @@ class Received:
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
     value: bytes = b""  # the record's original bytes, for dead letters written after decoding
+    # The raw record, for consumers that may have to dead-letter it later with its original bytes.
+    record: ConsumerRecord[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
 
 BatchHandler = Callable[[Sequence[Received]], Awaitable[None]]
 # Told, after the batch handler, the next offset of every partition in the batch (dead-lettered
 # records included), so a consumer that keeps its own offsets stores them with what it handled.
 OffsetsHandler = Callable[[Mapping[TopicPartition, int]], Awaitable[None]]
+# Takes over an undecodable record instead of the loop's own dead-lettering (e.g. to write the
+# dead letter inside the consumer's own transaction).
+PoisonHandler = Callable[[ConsumerRecord[bytes, bytes], SerializationError], Awaitable[None]]
 
 
 def dead_letter_for(
@@ -88,12 +93,16 @@ class ConsumerLoop:
         max_records: int = 500,
         poll_timeout_ms: int = 100,
         on_offsets: OffsetsHandler | None = None,
+        on_poison: PoisonHandler | None = None,
     ) -> None:
-        """`commit=False` for consumers without a group, which keep their own offsets (see `on_offsets`)."""
+        """`commit=False` for consumers without a group, which keep their own offsets (see `on_offsets`).
+
+        `on_poison`, when given, receives undecodable records instead of `dead_letters`.
+        """
         self.consumer, self.codec, self.handler = consumer, codec, handler
         self.service, self.dead_letters, self.commit = service, dead_letters, commit
         self.max_records, self.poll_timeout_ms = max_records, poll_timeout_ms
-        self.on_offsets = on_offsets
+        self.on_offsets, self.on_poison = on_offsets, on_poison
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -138,7 +147,10 @@ class ConsumerLoop:
                     record.value, topic=record.topic, partition=record.partition, offset=record.offset
                 )
             except SerializationError as exc:
-                await self.dead_letter(record, DeadLetterReason.UNDECODABLE, str(exc))
+                if self.on_poison is not None:
+                    await self.on_poison(record, exc)
+                else:
+                    await self.dead_letter(record, DeadLetterReason.UNDECODABLE, str(exc))
                 continue
             received.append(
                 Received(
@@ -150,6 +162,7 @@ class ConsumerLoop:
                     tuple(record.headers),
                     record.timestamp,
                     record.value,
+                    record,
                 )
             )
         if received:
