@@ -75,6 +75,7 @@ class Stack:
         self.run_dir = run_dir or self.root / ".cache" / "stack"
         self.kafka = LocalKafka(self.root)
         self.env = dict(env if env is not None else os.environ)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # our children, reaped in stop()
         self.services = tuple(dataclasses.replace(s, port=(ports or {}).get(s.name, s.port)) for s in SERVICES)
 
     def _pid_file(self, service: Service) -> Path:
@@ -129,6 +130,7 @@ class Stack:
                 start_new_session=True,
                 cwd=self.root,
             )
+        self._procs[service.name] = proc
         self._pid_file(service).write_text(f"{proc.pid}\n")
         return True
 
@@ -175,6 +177,9 @@ class Stack:
         for service, pid in targets:
             if self.pid(service) == pid:
                 os.kill(pid, signal.SIGKILL)
+            proc = self._procs.pop(service.name, None)
+            if proc is not None:
+                proc.wait(timeout=10)
             self._pid_file(service).unlink(missing_ok=True)
         return [s for s, _ in targets]
 

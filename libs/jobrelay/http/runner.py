@@ -2,10 +2,14 @@
 
 uvicorn turns SIGTERM/SIGINT into a graceful exit: it stops accepting, lets in-flight requests
 finish (up to `grace` seconds), then runs the app's lifespan shutdown, where each service stops
-its consumer loop and flushes its producer.
+its consumer loop and flushes its producer. The process then exits 0: a graceful stop is a
+success, not a death by signal.
 """
 
 from __future__ import annotations
+
+import signal
+import threading
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,4 +28,9 @@ async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> N
         timeout_graceful_shutdown=int(grace),
         lifespan="on",
     )
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn restores the previous handlers and re-raises the signal it handled once it has
+        # shut down gracefully; with the default disposition that would end us with -15.
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(handled, lambda *_: None)
     await uvicorn.Server(config).serve()

@@ -75,10 +75,6 @@ async def run(config: Config) -> int:
     configure_tracing("jobrelay-processor", config.observability.otlp_endpoint)
     registry = load_registry(config.processor.handler_modules)
     app = create_app(config, registry)
-    # uvicorn re-raises the SIGTERM it handled once it shut down gracefully; with the default
-    # disposition that would kill us with -15. A handler of our own makes a graceful stop exit 0.
-    for handled in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(handled, lambda *_: None)
     await serve(app, config.processor.host, config.processor.port, grace=config.processor.shutdown_grace_s)
     engine = app.state.processor.engine
     return 1 if engine is not None and engine.failed is not None else 0

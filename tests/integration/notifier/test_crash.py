@@ -131,5 +131,5 @@ async def test_pending_deliveries_survive_kill_9(
     await wait_until(metrics_show_it, "/metrics counts the eight deliveries")
     assert await _pending(notifier_process.env["JOBRELAY_NOTIFIER_DATABASE"]) == 0
     # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status is the signal's.
-    assert notifier_process.signal(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert notifier_process.signal(signal.SIGTERM) == 0, "a graceful stop exits 0"
     assert '"notifier stopped"' in notifier_process.log.read_text(), "SIGTERM drains and stops cleanly"
