@@ -67,7 +67,8 @@ def running_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     stack = Stack(env=env, run_dir=run_dir, ports=ports)
     stack.up(timeout=120)
     try:
-        yield RunningStack(stack, env, TopicSettings(prefix=prefix, partitions=3),
-                           KafkaSettings(bootstrap_servers=kafka_bootstrap))  # fmt: skip
+        yield RunningStack(
+            stack, env, TopicSettings(prefix=prefix, partitions=3), KafkaSettings(bootstrap_servers=kafka_bootstrap)
+        )
     finally:
         stack.stop()

@@ -77,8 +77,14 @@ async def test_a_job_runs_reports_progress_streams_and_calls_back(running_stack:
 
 def _cli(running_stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **running_stack.env, "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "jobrelay.cli.main", *args], env=env, capture_output=True,
-                          text=True, check=False, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "jobrelay.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 async def test_a_failed_job_is_dead_lettered_listed_and_replayed(running_stack: RunningStack) -> None:

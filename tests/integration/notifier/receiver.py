@@ -80,8 +80,9 @@ class Receiver:
         body, headers = await request.body(), dict(request.headers)
         answer = self._answer(request.url.path, len(self.at(request.url.path)))
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
-        delivery = Delivery(request.url.path, headers, body, None if status == HANG else status,
-                            self.verified(body, headers))  # fmt: skip
+        delivery = Delivery(
+            request.url.path, headers, body, None if status == HANG else status, self.verified(body, headers)
+        )
         self.got.append(delivery)
         if status == HANG:
             return await self._hang()

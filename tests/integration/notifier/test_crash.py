@@ -61,19 +61,23 @@ class NotifierProcess:
 @pytest.fixture
 def process_env(kafka_bootstrap: str, topics: TopicSettings, tmp_path: Path) -> dict[str, str]:
     bootstrap = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOBRELAY_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    return os.environ | bootstrap | {
-        "JOBRELAY_TOPICS_PREFIX": topics.prefix,
-        "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions),
-        "JOBRELAY_NOTIFIER_PORT": str(_free_port()),
-        "JOBRELAY_NOTIFIER_DATABASE": str(tmp_path / "notifier.sqlite3"),
-        "JOBRELAY_NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:8]}",
-        "JOBRELAY_NOTIFIER_SIGNING_SECRETS": f"{SECRET_A},{SECRET_B}",
-        "JOBRELAY_NOTIFIER_RETRY_SCHEDULE": ",".join(["0.2"] * 50),
-        "JOBRELAY_NOTIFIER_JITTER": "0",
-        "JOBRELAY_NOTIFIER_ALLOW_HTTP": "true",
-        "JOBRELAY_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "JOBRELAY_LOG_FORMAT": "json",
-    }  # fmt: skip
+    return (
+        os.environ
+        | bootstrap
+        | {
+            "JOBRELAY_TOPICS_PREFIX": topics.prefix,
+            "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions),
+            "JOBRELAY_NOTIFIER_PORT": str(_free_port()),
+            "JOBRELAY_NOTIFIER_DATABASE": str(tmp_path / "notifier.sqlite3"),
+            "JOBRELAY_NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:8]}",
+            "JOBRELAY_NOTIFIER_SIGNING_SECRETS": f"{SECRET_A},{SECRET_B}",
+            "JOBRELAY_NOTIFIER_RETRY_SCHEDULE": ",".join(["0.2"] * 50),
+            "JOBRELAY_NOTIFIER_JITTER": "0",
+            "JOBRELAY_NOTIFIER_ALLOW_HTTP": "true",
+            "JOBRELAY_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "JOBRELAY_LOG_FORMAT": "json",
+        }
+    )
 
 
 @pytest.fixture

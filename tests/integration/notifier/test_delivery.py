@@ -40,8 +40,12 @@ async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
     spans: InMemorySpanExporter,
 ) -> None:
     succeeded = completed(f"{receiver.base}/hooks/jobs?token=t1")
-    failed = completed(f"{receiver.base}/hooks/jobs", status=TerminalStatus.FAILED, result=None,
-                       error=JobError("upstream_timeout", "the upstream did not answer"))  # fmt: skip
+    failed = completed(
+        f"{receiver.base}/hooks/jobs",
+        status=TerminalStatus.FAILED,
+        result=None,
+        error=JobError("upstream_timeout", "the upstream did not answer"),
+    )
     cancelled = completed(f"{receiver.base}/hooks/jobs", status=TerminalStatus.CANCELLED, result=None)
     silent = completed(None)  # no callback URL, no subscription: nothing to deliver
     # The first JobCompleted arrives twice, as after a producer retry or a replay: one delivery only.
@@ -78,16 +82,22 @@ async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
     }
     failure = by_id[failed.event_id].payload["data"]
     assert (failure["status"], failure["error"]) == (
-        "failed", {"code": "upstream_timeout", "message": "the upstream did not answer"},
-    )  # fmt: skip
+        "failed",
+        {"code": "upstream_timeout", "message": "the upstream did not answer"},
+    )
     assert "result" not in failure
     assert by_id[cancelled.event_id].payload["data"]["status"] == "cancelled"
     request = by_id[succeeded.event_id].headers
     assert request["content-type"] == "application/json"
     assert "jobrelay" in request["user-agent"]
     assert request["host"] == f"127.0.0.1:{receiver.port}"
-    send_spans = [s for s in spans.get_finished_spans() if s.name == f"send {topics.completed}"
-                  and s.attributes and s.attributes.get("jobrelay.job_id") == succeeded.job_id]  # fmt: skip
+    send_spans = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == f"send {topics.completed}"
+        and s.attributes
+        and s.attributes.get("jobrelay.job_id") == succeeded.job_id
+    ]
     trace_id = request["traceparent"].split("-")[1]
     assert trace_id in {f"{s.context.trace_id:032x}" for s in send_spans}, "the webhook continues the job's trace"
 
@@ -157,13 +167,18 @@ async def test_a_receiver_that_never_answers_is_retried_then_dead_lettered_with_
     assert [d.webhook_id for d in receiver.at("/hang")] == [hanging.event_id] * 3
     letter = letters[hanging.job_id]
     assert (letter.stage, letter.reason, letter.attempts, letter.last_status) == (
-        "notifier", DeadLetterReason.WEBHOOK_UNDELIVERABLE, 3, None,
-    )  # fmt: skip
+        "notifier",
+        DeadLetterReason.WEBHOOK_UNDELIVERABLE,
+        3,
+        None,
+    )
     assert "no answer within 0.5s" in letter.error_message
     (record,) = [r for r in await read_all(kafka_settings, topics.completed) if r.key == hanging.job_id.encode()]
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
-        record.topic, record.partition, record.offset,
-    )  # fmt: skip
+        record.topic,
+        record.partition,
+        record.offset,
+    )
     assert letter.original_value == record.value, "the dead letter carries the JobCompleted bytes for a replay"
     assert AvroCodec().decode(letter.original_value or b"") == hanging
     assert len(receiver.at("/moved")) == 3 and receiver.at("/elsewhere") == [], "redirects are never followed"
@@ -211,10 +226,11 @@ async def test_subscriptions_receive_every_completion_of_their_job_types(
     own = "whsec_" + base64.b64encode(b"S" * 32).decode()
     receiver.secrets = [SECRET_A, SECRET_B, own]
     subscriptions = [
-        Subscription(name="reports", url=f"{receiver.base}/reports", job_types=("report.generate",),
-                     secrets=(SecretStr(own),)),
+        Subscription(
+            name="reports", url=f"{receiver.base}/reports", job_types=("report.generate",), secrets=(SecretStr(own),)
+        ),
         Subscription(url=f"{receiver.base}/everything", job_types=("*",)),
-    ]  # fmt: skip
+    ]
     report = completed(f"{receiver.base}/callback")
     other = completed(None, job_type="image.resize")
     await publish(kafka_settings, topics, report, other)

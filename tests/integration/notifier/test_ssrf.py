@@ -34,8 +34,12 @@ async def test_callbacks_to_internal_addresses_are_refused_before_any_connection
     await publish(kafka_settings, topics, *jobs)
     # Default settings (https only, nothing allow-listed); the http case only lifts the scheme rule,
     # so the address check alone has to refuse.
-    defaults = NotifierSettings(database=notifier_settings.database, group_id=notifier_settings.group_id,
-                                signing_secrets=(SECRET_A,), allow_http=scheme == "http")  # type: ignore[arg-type]  # fmt: skip
+    defaults = NotifierSettings(
+        database=notifier_settings.database,
+        group_id=notifier_settings.group_id,
+        signing_secrets=(SECRET_A,),  # type: ignore[arg-type]  # pydantic turns str into SecretStr
+        allow_http=scheme == "http",
+    )
     notifier = await start_notifier(defaults)
     letters = await dead_letters(kafka_settings, topics, expect=len(jobs))
 

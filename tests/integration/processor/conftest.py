@@ -135,8 +135,12 @@ class Spawned:
 
     async def wait_ready(self, deadline: float = 60.0) -> dict[str, Any]:
         """Wait until the processor owns partitions; its readiness body."""
-        return await wait_for(self.readiness, lambda body: bool(body.get("partitions")), deadline,
-                              f"processor on port {self.port} never owned partitions; log: {self.log}")  # fmt: skip
+        return await wait_for(
+            self.readiness,
+            lambda body: bool(body.get("partitions")),
+            deadline,
+            f"processor on port {self.port} never owned partitions; log: {self.log}",
+        )
 
     def stop(self, sig: signal.Signals, timeout: float = 60.0) -> int:
         """Send `sig` to this process (by its PID) and wait for it to exit."""
@@ -175,16 +179,25 @@ def spawn(
     def start(**overrides: Any) -> Spawned:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBRELAY_", "KAFKA_"))}
-        env |= {"KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers, "JOBRELAY_TOPICS_PREFIX": topics.prefix,
-                "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions), "JOBRELAY_LOG_FORMAT": "json"}  # fmt: skip
+        env |= {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            "JOBRELAY_TOPICS_PREFIX": topics.prefix,
+            "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions),
+            "JOBRELAY_LOG_FORMAT": "json",
+        }
         fields = processor_settings.model_dump(exclude={"worker_id"}) | {"port": port} | overrides
         for name, value in fields.items():
             text = ",".join(value) if isinstance(value, tuple) else str(value)
             env[f"JOBRELAY_PROCESSOR_{name.upper()}"] = text
         log = tmp_path / f"processor-{len(started)}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "jobrelay.processor"], env=env, stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jobrelay.processor"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         started.append(Spawned(process, port, log))
         return started[-1]
 

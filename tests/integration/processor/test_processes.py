@@ -45,14 +45,20 @@ async def test_after_kill_9_only_the_jobs_in_flight_run_again_as_a_new_attempt(
     for partition in range(topics.partitions):
         # A long job holds each partition's commit point while the short ones after it finish.
         longs.append(job_for_partition(partition, topics.partitions, "demo.sleep", {"seconds": 8, "record": record}))
-        shorts += [job_for_partition(partition, topics.partitions, "demo.sleep", {"seconds": 0.05, "record": record})
-                   for _ in range(4)]  # fmt: skip
+        shorts += [
+            job_for_partition(partition, topics.partitions, "demo.sleep", {"seconds": 0.05, "record": record})
+            for _ in range(4)
+        ]
     first = spawn()
     async with publisher(kafka_settings, topics) as pub:
         for job in [*longs, *shorts]:
             await pub.publish(job)
-    await wait_for(lambda: events(kafka_settings, topics.completed), lambda done: len(done) >= len(shorts), 60,
-                   "the short jobs did not complete")  # fmt: skip
+    await wait_for(
+        lambda: events(kafka_settings, topics.completed),
+        lambda done: len(done) >= len(shorts),
+        60,
+        "the short jobs did not complete",
+    )
     first.stop(signal.SIGKILL)
     finished_before_crash = set(_outcomes(await events(kafka_settings, topics.completed)))
     assert {job.job_id for job in shorts} <= finished_before_crash
@@ -105,10 +111,18 @@ async def test_two_processes_share_the_work_and_a_sigterm_hands_partitions_over(
     record = tmp_path / "attempts.txt"
     one, two = spawn(max_in_flight=2), spawn(max_in_flight=2)
     owned = [set((await p.wait_ready())["partitions"]) for p in (one, two)]
-    await wait_for(_ownership(one, two), lambda parts: all(parts) and sum(map(len, parts)) == topics.partitions, 60,
-                   "the two processors never shared the partitions")  # fmt: skip
-    jobs = [job_for_partition(n % topics.partitions, topics.partitions, "demo.sleep",
-                              {"seconds": 0.3, "steps": 1, "record": str(record)}) for n in range(48)]  # fmt: skip
+    await wait_for(
+        _ownership(one, two),
+        lambda parts: all(parts) and sum(map(len, parts)) == topics.partitions,
+        60,
+        "the two processors never shared the partitions",
+    )
+    jobs = [
+        job_for_partition(
+            n % topics.partitions, topics.partitions, "demo.sleep", {"seconds": 0.3, "steps": 1, "record": str(record)}
+        )
+        for n in range(48)
+    ]
     async with publisher(kafka_settings, topics) as pub:
         for job in jobs:
             await pub.publish(job)
@@ -121,8 +135,11 @@ async def test_two_processes_share_the_work_and_a_sigterm_hands_partitions_over(
     assert set(outcome) == {job.job_id for job in jobs}, "nothing is lost"
     assert all(e.status is TerminalStatus.SUCCEEDED for e in outcome.values())
     assert all(attempts == [1] for attempts in attempts_in(record).values()), "nothing ran twice"
-    workers = {e.worker for e in await events(kafka_settings, topics.progress)
-               if isinstance(e, JobProgress) and e.kind is ProgressKind.STARTED}  # fmt: skip
+    workers = {
+        e.worker
+        for e in await events(kafka_settings, topics.progress)
+        if isinstance(e, JobProgress) and e.kind is ProgressKind.STARTED
+    }
     assert len(workers) == 2, f"both processes ran jobs: {workers} (first assignments {owned})"
 
 

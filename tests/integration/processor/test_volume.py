@@ -22,8 +22,9 @@ async def test_a_thousand_jobs_give_a_thousand_outcomes_each_job_once(
 ) -> None:
     jobs = [request("demo.echo", {"n": n}) for n in range(JOBS)]
     async with publisher(kafka_settings, topics) as pub:
-        sent = [await pub.producer.send(topics.requested, pub.codec.encode(job), key=job.job_id.encode())
-                for job in jobs]  # fmt: skip
+        sent = [
+            await pub.producer.send(topics.requested, pub.codec.encode(job), key=job.job_id.encode()) for job in jobs
+        ]
         await asyncio.gather(*sent)
     async with processor(kafka_settings, topics, processor_settings):
         completed = await events(kafka_settings, topics.completed, expect=JOBS, deadline=150)

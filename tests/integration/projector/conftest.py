@@ -49,8 +49,13 @@ async def start_projector(kafka_settings: KafkaSettings, topics: TopicSettings, 
     async with AsyncExitStack() as stack:
 
         async def start(**overrides: Any) -> httpx.AsyncClient:
-            defaults: dict[str, Any] = {"db_path": tmp_path / "view.sqlite", "lag_interval_s": 0.2,
-                                        "catch_up_timeout_s": 20, "sse_ping_s": 1, "batch_size": 200}  # fmt: skip
+            defaults: dict[str, Any] = {
+                "db_path": tmp_path / "view.sqlite",
+                "lag_interval_s": 0.2,
+                "catch_up_timeout_s": 20,
+                "sse_ping_s": 1,
+                "batch_size": 200,
+            }
             settings = ProjectorSettings(**(defaults | overrides))
             base = await _serve(stack, create_app(settings, kafka_settings, topics))
             return await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=30))
@@ -69,16 +74,32 @@ async def publisher(kafka_settings: KafkaSettings, topics: TopicSettings) -> Asy
         await producer.stop()
 
 
-def life(job_id: str | None = None, *, job_type: str = "demo.echo", outcome: TerminalStatus = TerminalStatus.SUCCEEDED,
-         result: str = '{"answer": 42}') -> list[Event]:  # fmt: skip
+def life(
+    job_id: str | None = None,
+    *,
+    job_type: str = "demo.echo",
+    outcome: TerminalStatus = TerminalStatus.SUCCEEDED,
+    result: str = '{"answer": 42}',
+) -> list[Event]:
     """A job's whole life: requested, started, 50 %, completed."""
     job = job_id or str(uuid.uuid4())
     requested = JobRequested(job_id=job, job_type=job_type, payload='{"n": 1}', request_hash="h")
     started = JobProgress(job_id=job, job_type=job_type, sequence=sequence(1, 1), kind=ProgressKind.STARTED)
-    halfway = JobProgress(job_id=job, job_type=job_type, sequence=sequence(1, 2), kind=ProgressKind.PROGRESS,
-                          percent=50.0, message="half way")  # fmt: skip
-    end = JobCompleted(job_id=job, job_type=job_type, sequence=terminal_sequence(1), status=outcome,
-                       result=result if outcome is TerminalStatus.SUCCEEDED else None)  # fmt: skip
+    halfway = JobProgress(
+        job_id=job,
+        job_type=job_type,
+        sequence=sequence(1, 2),
+        kind=ProgressKind.PROGRESS,
+        percent=50.0,
+        message="half way",
+    )
+    end = JobCompleted(
+        job_id=job,
+        job_type=job_type,
+        sequence=terminal_sequence(1),
+        status=outcome,
+        result=result if outcome is TerminalStatus.SUCCEEDED else None,
+    )
     return [requested, started, halfway, end]
 
 

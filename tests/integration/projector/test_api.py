@@ -117,8 +117,14 @@ async def test_terminal_jobs_past_retention_answer_410(start_projector: Start, p
     old, recent = life(), life()
     long_ago = utcnow() - timedelta(hours=2)
     await publisher.publish(old[0])
-    ended = JobCompleted(job_id=job_of(old), job_type="demo.echo", sequence=terminal_sequence(1),
-                         status=TerminalStatus.FAILED, error=JobError("x", "y"), occurred_at=long_ago)  # fmt: skip
+    ended = JobCompleted(
+        job_id=job_of(old),
+        job_type="demo.echo",
+        sequence=terminal_sequence(1),
+        status=TerminalStatus.FAILED,
+        error=JobError("x", "y"),
+        occurred_at=long_ago,
+    )
     await publisher.publish(ended)
     for event in recent:
         await publisher.publish(event)

@@ -107,9 +107,12 @@ async def test_kill_9_mid_stream_then_restart_equals_a_fresh_rebuild(
 
 
 async def test_a_rebuild_is_swapped_into_the_running_projector(
-    start_projector: Start, publisher: EventProducer, kafka_settings: KafkaSettings, topics: TopicSettings,
+    start_projector: Start,
+    publisher: EventProducer,
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     db_path = tmp_path / "view.sqlite"
     client = await start_projector(db_path=db_path, swap_check_s=0.1)
     before = life()

@@ -55,8 +55,12 @@ ROWS = [_m("limit", "a", 1), _m("limit", "a", 1, 200), _m("limit", "b", 1), _m("
 
 def test_rows_are_grouped_by_case_then_run() -> None:
     assert [(r.case, r.run, r.offered) for r in ordered(ROWS)] == [
-        ("a", 1, None), ("a", 1, 200), ("a", 2, None), ("b", 1, None), ("c", 1, None),
-    ]  # fmt: skip
+        ("a", 1, None),
+        ("a", 1, 200),
+        ("a", 2, None),
+        ("b", 1, None),
+        ("c", 1, None),
+    ]
 
 
 def test_the_table_has_a_line_per_row_with_its_load() -> None:

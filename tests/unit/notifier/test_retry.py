@@ -36,8 +36,14 @@ def test_retry_after_is_a_lower_bound_capped_by_the_setting() -> None:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("120", 120.0), (format_datetime(NOW + timedelta(minutes=2), usegmt=True), 120.0),
-     (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0), ("soon", None), ("", None), (None, None)],
-)  # fmt: skip
+    [
+        ("120", 120.0),
+        (format_datetime(NOW + timedelta(minutes=2), usegmt=True), 120.0),
+        (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_retry_after_in_seconds_or_as_an_http_date(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header, NOW) == seconds

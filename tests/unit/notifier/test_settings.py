@@ -18,8 +18,9 @@ def test_lists_come_from_one_variable_each(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("JOBRELAY_NOTIFIER_SIGNING_SECRETS", f"{A}, {B}")
     monkeypatch.setenv("JOBRELAY_NOTIFIER_RETRY_SCHEDULE", "1,2.5,60")
     monkeypatch.setenv("JOBRELAY_NOTIFIER_ALLOWED_NETWORKS", '["10.1.0.0/16", "127.0.0.1/32"]')
-    subscriptions = [{"name": "billing", "url": "https://billing.example/hooks", "job_types": ["invoice.render"],
-                      "secrets": B}]  # fmt: skip
+    subscriptions = [
+        {"name": "billing", "url": "https://billing.example/hooks", "job_types": ["invoice.render"], "secrets": B}
+    ]
     monkeypatch.setenv("JOBRELAY_NOTIFIER_SUBSCRIPTIONS", json.dumps(subscriptions))
     settings = NotifierSettings()
     assert settings.secrets_for(None) == (A, B)

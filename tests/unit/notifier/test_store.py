@@ -13,8 +13,18 @@ from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
 
 def _completion(n: int, partition: int = 0) -> Completion:
     headers = (("traceparent", b"00-ab"), ("x", None))
-    return Completion(f"evt-{n}", f"job-{n}", "report.generate", b'{"type":"job.completed"}', "job-completed",
-                      partition, n, f"job-{n}".encode(), b"\xc3\x01avro", headers)  # fmt: skip
+    return Completion(
+        f"evt-{n}",
+        f"job-{n}",
+        "report.generate",
+        b'{"type":"job.completed"}',
+        "job-completed",
+        partition,
+        n,
+        f"job-{n}".encode(),
+        b"\xc3\x01avro",
+        headers,
+    )
 
 
 class DeliveryStoreContract:
@@ -26,8 +36,9 @@ class DeliveryStoreContract:
         assert await store.record(batch, {("job-completed", 0): 2}, now=101.0) == 0
         due = await store.due(now=100.0, limit=10, per_host=10)
         assert [(d.url, d.subscription, d.webhook_id, d.attempts) for d in due] == [
-            ("https://a.example/h", None, "evt-1", 0), ("https://b.example/h", "b", "evt-1", 0),
-        ]  # fmt: skip
+            ("https://a.example/h", None, "evt-1", 0),
+            ("https://b.example/h", "b", "evt-1", 0),
+        ]
         assert due[0].completion == _completion(1), "the record's bytes and headers come back exactly"
 
     async def test_offsets_only_move_forward(self, store: DeliveryStore) -> None:

@@ -17,9 +17,15 @@ NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
 
 
 def _event(**fields: object) -> JobCompleted:
-    defaults: dict[str, object] = {"job_id": "j-1", "job_type": "report.generate", "sequence": 2,
-                                   "status": TerminalStatus.SUCCEEDED, "result": '{"rows": [1, 2]}', "attempt": 2,
-                                   "occurred_at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)}  # fmt: skip
+    defaults: dict[str, object] = {
+        "job_id": "j-1",
+        "job_type": "report.generate",
+        "sequence": 2,
+        "status": TerminalStatus.SUCCEEDED,
+        "result": '{"rows": [1, 2]}',
+        "attempt": 2,
+        "occurred_at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    }
     return JobCompleted(**(defaults | fields))  # type: ignore[arg-type]
 
 

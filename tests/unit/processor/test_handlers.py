@@ -63,8 +63,12 @@ def _received(event: Any, key: bytes | None = None) -> Received:
 
 
 def _job(**fields: Any) -> JobRequested:
-    values: dict[str, Any] = {"job_id": str(uuid.uuid4()), "job_type": "demo.echo", "payload": '{"a": 1}',
-                              "request_hash": "h1"}  # fmt: skip
+    values: dict[str, Any] = {
+        "job_id": str(uuid.uuid4()),
+        "job_type": "demo.echo",
+        "payload": '{"a": 1}',
+        "request_hash": "h1",
+    }
     return JobRequested(**(values | fields))
 
 

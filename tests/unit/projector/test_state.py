@@ -36,18 +36,47 @@ def _life(job: str, attempts: int, steps: int, ending: TerminalStatus | None, we
             kinds.append(ProgressKind.RETRY_SCHEDULED)
         for n, kind in enumerate(kinds, start=1):
             percent = 100.0 * n / len(kinds) if kind is ProgressKind.PROGRESS else None
-            events.append(JobProgress(job_id=job, job_type="t", sequence=sequence(attempt, n), kind=kind,
-                                      attempt=attempt, percent=percent, message=f"step {n}" if percent else None,
-                                      occurred_at=next(clock)))  # fmt: skip
+            events.append(
+                JobProgress(
+                    job_id=job,
+                    job_type="t",
+                    sequence=sequence(attempt, n),
+                    kind=kind,
+                    attempt=attempt,
+                    percent=percent,
+                    message=f"step {n}" if percent else None,
+                    occurred_at=next(clock),
+                )
+            )
     if ending is not None:
         error = None if ending is TerminalStatus.SUCCEEDED else JobError("boom", "it broke")
         end = terminal_sequence(attempts)
-        events.append(JobCompleted(job_id=job, job_type="t", sequence=end, status=ending, attempt=attempts,
-                                   result='{"ok": 1}', error=error, occurred_at=next(clock)))  # fmt: skip
+        events.append(
+            JobCompleted(
+                job_id=job,
+                job_type="t",
+                sequence=end,
+                status=ending,
+                attempt=attempts,
+                result='{"ok": 1}',
+                error=error,
+                occurred_at=next(clock),
+            )
+        )
     if webhook:
-        events.append(JobDeadLettered(stage="notifier", reason=DeadLetterReason.WEBHOOK_UNDELIVERABLE,
-                                      source_topic="job-completed", source_partition=0, source_offset=1, job_id=job,
-                                      attempts=8, last_status=500, occurred_at=next(clock)))  # fmt: skip
+        events.append(
+            JobDeadLettered(
+                stage="notifier",
+                reason=DeadLetterReason.WEBHOOK_UNDELIVERABLE,
+                source_topic="job-completed",
+                source_partition=0,
+                source_offset=1,
+                job_id=job,
+                attempts=8,
+                last_status=500,
+                occurred_at=next(clock),
+            )
+        )
     return events
 
 
@@ -102,8 +131,15 @@ def test_progress_before_its_request_keeps_the_request_fields_and_the_status() -
 
 def test_a_dead_lettered_request_fails_the_job_with_the_reason() -> None:
     job = str(uuid.uuid4())
-    letter = JobDeadLettered(stage="projector", reason=DeadLetterReason.UNDECODABLE, source_topic=REQUESTED,
-                             source_partition=0, source_offset=3, job_id=job, error_message="bad avro")  # fmt: skip
+    letter = JobDeadLettered(
+        stage="projector",
+        reason=DeadLetterReason.UNDECODABLE,
+        source_topic=REQUESTED,
+        source_partition=0,
+        source_offset=3,
+        job_id=job,
+        error_message="bad avro",
+    )
     state = evolve(None, letter, requested_topic=REQUESTED)
     assert state.status is JobStatus.FAILED
     assert state.outcome is not None and state.outcome.error == JobError("UNDECODABLE", "bad avro")
@@ -112,8 +148,14 @@ def test_a_dead_lettered_request_fails_the_job_with_the_reason() -> None:
 def test_a_completed_event_outranks_a_dead_letter_in_either_order() -> None:
     job = str(uuid.uuid4())
     life = _life(job, attempts=1, steps=0, ending=TerminalStatus.SUCCEEDED, webhook=False)
-    letter = JobDeadLettered(stage="processor", reason=DeadLetterReason.RETRIES_EXHAUSTED, source_topic=REQUESTED,
-                             source_partition=0, source_offset=3, job_id=job)  # fmt: skip
+    letter = JobDeadLettered(
+        stage="processor",
+        reason=DeadLetterReason.RETRIES_EXHAUSTED,
+        source_topic=REQUESTED,
+        source_partition=0,
+        source_offset=3,
+        job_id=job,
+    )
     for events in ([*life, letter], [letter, *life]):
         state = fold(events, requested_topic=REQUESTED)
         assert state is not None and state.status is JobStatus.SUCCEEDED
@@ -135,8 +177,13 @@ def test_a_running_job_without_heartbeats_is_stalled_and_a_heartbeat_revives_it(
     after = timedelta(seconds=30)
     assert status_at(state, started.occurred_at + timedelta(seconds=29), after) is JobStatus.RUNNING
     assert status_at(state, started.occurred_at + timedelta(seconds=31), after) is JobStatus.STALLED
-    beat = JobProgress(job_id=job, job_type="t", sequence=sequence(1, 2), kind=ProgressKind.HEARTBEAT,
-                       occurred_at=started.occurred_at + timedelta(seconds=30))  # fmt: skip
+    beat = JobProgress(
+        job_id=job,
+        job_type="t",
+        sequence=sequence(1, 2),
+        kind=ProgressKind.HEARTBEAT,
+        occurred_at=started.occurred_at + timedelta(seconds=30),
+    )
     revived = evolve(state, beat, requested_topic=REQUESTED)
     assert status_at(revived, started.occurred_at + timedelta(seconds=31), after) is JobStatus.RUNNING
 

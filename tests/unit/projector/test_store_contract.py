@@ -20,15 +20,27 @@ STALL = timedelta(seconds=60)
 
 def _job(created: datetime, status: JobStatus = JobStatus.ACCEPTED, job_type: str = "t") -> JobRow:
     job = str(uuid.uuid4())
-    state: JobState = evolve(None, JobRequested(job_id=job, job_type=job_type, payload="{}", occurred_at=created),
-                             requested_topic="r")  # fmt: skip
+    state: JobState = evolve(
+        None, JobRequested(job_id=job, job_type=job_type, payload="{}", occurred_at=created), requested_topic="r"
+    )
     if status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
-        started = JobProgress(job_id=job, job_type=job_type, sequence=sequence(1, 1), kind=ProgressKind.STARTED,
-                              occurred_at=created + timedelta(seconds=1))  # fmt: skip
+        started = JobProgress(
+            job_id=job,
+            job_type=job_type,
+            sequence=sequence(1, 1),
+            kind=ProgressKind.STARTED,
+            occurred_at=created + timedelta(seconds=1),
+        )
         state = evolve(state, started, requested_topic="r")
     if status is JobStatus.SUCCEEDED:
-        done = JobCompleted(job_id=job, job_type=job_type, sequence=terminal_sequence(1), result="1",
-                            status=TerminalStatus.SUCCEEDED, occurred_at=created + timedelta(seconds=2))  # fmt: skip
+        done = JobCompleted(
+            job_id=job,
+            job_type=job_type,
+            sequence=terminal_sequence(1),
+            result="1",
+            status=TerminalStatus.SUCCEEDED,
+            occurred_at=created + timedelta(seconds=2),
+        )
         state = evolve(state, done, requested_topic="r")
     return JobRow(state, version=1, applied=1)
 
@@ -61,8 +73,10 @@ class StoreContract:
         assert await store.positions() == {("p", 0): 5}
 
     async def test_filters_and_pages_newest_first(self, store: ViewStore) -> None:
-        rows = [_job(T0 + timedelta(minutes=i), status) for i, status in
-                enumerate([JobStatus.ACCEPTED, JobStatus.RUNNING, JobStatus.SUCCEEDED] * 3)]  # fmt: skip
+        rows = [
+            _job(T0 + timedelta(minutes=i), status)
+            for i, status in enumerate([JobStatus.ACCEPTED, JobStatus.RUNNING, JobStatus.SUCCEEDED] * 3)
+        ]
         rows.append(_job(T0 + timedelta(minutes=20), job_type="other"))
         await store.write(rows, {})
         now = T0 + timedelta(minutes=10)
@@ -70,16 +84,24 @@ class StoreContract:
         assert [r.job_id for r in everything] == [r.job_id for r in reversed(rows)]
         done = await store.query(JobQuery(now=now, stall_after=STALL, statuses=frozenset({JobStatus.SUCCEEDED})))
         assert [r.job_id for r in done] == [rows[8].job_id, rows[5].job_id, rows[2].job_id]
-        stalled = await store.query(JobQuery(now=now, stall_after=timedelta(minutes=5),
-                                             statuses=frozenset({JobStatus.STALLED})))  # fmt: skip
+        stalled = await store.query(
+            JobQuery(now=now, stall_after=timedelta(minutes=5), statuses=frozenset({JobStatus.STALLED}))
+        )
         assert [r.job_id for r in stalled] == [rows[4].job_id, rows[1].job_id]
-        running = await store.query(JobQuery(now=now, stall_after=timedelta(minutes=5),
-                                             statuses=frozenset({JobStatus.RUNNING})))  # fmt: skip
+        running = await store.query(
+            JobQuery(now=now, stall_after=timedelta(minutes=5), statuses=frozenset({JobStatus.RUNNING}))
+        )
         assert [r.job_id for r in running] == [rows[7].job_id]
         other = await store.query(JobQuery(now=now, stall_after=STALL, types=frozenset({"other"})))
         assert [r.job_id for r in other] == [rows[9].job_id]
-        window = await store.query(JobQuery(now=now, stall_after=STALL, created_after=T0 + timedelta(minutes=3),
-                                            created_before=T0 + timedelta(minutes=5)))  # fmt: skip
+        window = await store.query(
+            JobQuery(
+                now=now,
+                stall_after=STALL,
+                created_after=T0 + timedelta(minutes=3),
+                created_before=T0 + timedelta(minutes=5),
+            )
+        )
         assert [r.job_id for r in window] == [rows[4].job_id, rows[3].job_id]
 
     async def test_cursor_pages_cover_everything_once(self, store: ViewStore) -> None:
