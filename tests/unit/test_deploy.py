@@ -108,3 +108,11 @@ def test_the_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY ") and "--from" not in line
     ]
     assert sources and all((ROOT / source).exists() for source in sources), sources
+
+
+def test_the_readme_settings_table_is_what_the_code_reads() -> None:
+    from jobrelay.cli.settingsdoc import markdown
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert table == markdown(), "run `jobrelay settings` and paste its output into the README"

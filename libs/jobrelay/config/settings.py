@@ -25,16 +25,18 @@ class KafkaSettings(BaseSettings):
         description="Comma-separated host:port list of the Kafka cluster.",
     )
     client_id: str = Field(default="jobrelay", description="Client id prefix sent to the brokers.")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How clients talk to the brokers."
+    )
     sasl_mechanism: str | None = Field(default=None, description="e.g. PLAIN or SCRAM-SHA-512.")
-    sasl_username: str | None = None
-    sasl_password: str | None = Field(default=None, repr=False)
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: str | None = Field(default=None, repr=False, description="SASL password (never logged).")
     schema_registry_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("JOBRELAY_SCHEMA_REGISTRY_URL", "JOBRELAY_KAFKA_SCHEMA_REGISTRY_URL"),
         description="Confluent Schema Registry URL; unset means Avro single-object encoding.",
     )
-    request_timeout_ms: int = Field(default=30_000, ge=1000)
+    request_timeout_ms: int = Field(default=30_000, ge=1000, description="Kafka client request timeout.")
 
 
 class TopicSettings(BaseSettings):
@@ -44,8 +46,8 @@ class TopicSettings(BaseSettings):
 
     prefix: str = Field(default="", description="Prepended to every topic name (for shared clusters).")
     partitions: int = Field(default=12, ge=1, le=10_000, description="Partition count shared by all four topics.")
-    replication_factor: int = Field(default=1, ge=1, le=32)
-    min_insync_replicas: int = Field(default=1, ge=1, le=32)
+    replication_factor: int = Field(default=1, ge=1, le=32, description="Replicas of each topic (3 in production).")
+    min_insync_replicas: int = Field(default=1, ge=1, le=32, description="Replicas that must have a write (2 of 3).")
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1, description="Retention of the event topics.")
     dlq_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=-1, description="Retention of job-dlq.")
 
@@ -79,7 +81,7 @@ class ObservabilitySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBRELAY_", frozen=True, extra="ignore", populate_by_name=True)
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: console on a terminal, JSON otherwise."
     )

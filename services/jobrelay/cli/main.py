@@ -8,6 +8,7 @@ from rich.console import Console
 from jobrelay.cli.dev import dev_app
 from jobrelay.cli.dlq import dlq_app
 from jobrelay.cli.jobs import register as register_job_commands
+from jobrelay.cli.settingsdoc import settings
 from jobrelay.cli.topics import topics_app
 from jobrelay.intake.cli import app as intake_app
 from jobrelay.notifier.cli import app as notifier_app
@@ -18,6 +19,7 @@ __all__ = ["app"]
 
 app = typer.Typer(name="jobrelay", help="Asynchronous Request-Reply on Apache Kafka.", no_args_is_help=True)
 register_job_commands(app)
+app.command()(settings)
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
