@@ -16,6 +16,7 @@ import pytest
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.dev.stack import Stack
+from tests.e2e.collector import Collector, collecting
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class RunningStack:
     env: dict[str, str]
     topics: TopicSettings
     kafka: KafkaSettings
+    traces: Collector
 
     def url(self, name: str) -> str:
         """Base URL of one service."""
@@ -41,7 +43,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def running_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """Start the four services like `jobrelay dev up`; stop them at the end."""
+    """Start the four services like `jobrelay dev up`, exporting traces to a local collector."""
+    with collecting() as traces:
+        yield from _stack(kafka_bootstrap, tmp_path_factory, traces)
+
+
+def _stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, traces: Collector) -> Iterator[RunningStack]:
     run = uuid.uuid4().hex[:8]
     ports = {name: _free_port() for name in ("intake", "projector", "notifier", "processor")}
     prefix = f"e2e{run}."
@@ -62,13 +69,19 @@ def running_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         "JOBRELAY_PROCESSOR_TRANSACTIONAL_ID_PREFIX": f"e2e{run}",
         "JOBRELAY_PROCESSOR_BACKOFF_BASE_S": "0.1",
         "JOBRELAY_PROCESSOR_HEARTBEAT_INTERVAL_S": "1",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # export spans within 0.2 s, not 5 s
     }
     run_dir: Path = tmp_path_factory.mktemp("stack")
     stack = Stack(env=env, run_dir=run_dir, ports=ports)
     stack.up(timeout=120)
     try:
         yield RunningStack(
-            stack, env, TopicSettings(prefix=prefix, partitions=3), KafkaSettings(bootstrap_servers=kafka_bootstrap)
+            stack,
+            env,
+            TopicSettings(prefix=prefix, partitions=3),
+            KafkaSettings(bootstrap_servers=kafka_bootstrap),
+            traces,
         )
     finally:
         stack.stop()

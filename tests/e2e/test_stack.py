@@ -105,3 +105,27 @@ async def test_a_failed_job_is_dead_lettered_listed_and_replayed(running_stack: 
         assert new_id != accepted.id
         again = await client.wait(new_id, timeout=90)
     assert (again.type, again.status, again.attempts) == ("demo.fail", "failed", 2), "the replay ran again"
+
+
+async def test_one_job_is_one_trace_across_the_four_services(running_stack: RunningStack) -> None:
+    receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
+    async with (
+        serving(receiver),
+        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+    ):
+        accepted = await client.submit("demo.echo", {"trace": True}, callback_url=f"{receiver.base}/hook")
+        await client.wait(accepted, timeout=60)
+        await _until(lambda: len(receiver.at("/hook")) >= 1)
+    services = {"jobrelay-intake", "jobrelay-processor", "jobrelay-projector", "jobrelay-notifier"}
+
+    def one_trace() -> set[str]:
+        spans = running_stack.traces.snapshot()
+        traces = {s.trace_id for s in spans if s.attributes.get("jobrelay.job_id") == accepted.id}
+        return {s.service for s in spans if s.trace_id in traces} if len(traces) == 1 else set()
+
+    await _until(lambda: one_trace() >= services, deadline=30)
+    (trace_id,) = {
+        s.trace_id for s in running_stack.traces.snapshot() if s.attributes.get("jobrelay.job_id") == accepted.id
+    }
+    traceparent = receiver.at("/hook")[0].headers.get("traceparent", "")
+    assert traceparent.split("-")[1] == trace_id, "the webhook request continues the job's trace"
