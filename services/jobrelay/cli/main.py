@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from jobrelay.cli.bench import bench
 from jobrelay.cli.dev import dev_app
 from jobrelay.cli.dlq import dlq_app
 from jobrelay.cli.jobs import register as register_job_commands
@@ -20,6 +21,7 @@ __all__ = ["app"]
 app = typer.Typer(name="jobrelay", help="Asynchronous Request-Reply on Apache Kafka.", no_args_is_help=True)
 register_job_commands(app)
 app.command()(settings)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(bench)
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
