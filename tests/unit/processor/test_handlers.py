@@ -59,7 +59,7 @@ def _received(event: Any, key: bytes | None = None) -> Received:
     key = key if key is not None else (job_id.encode() if job_id else None)
     value = AvroCodec().encode(event)
     record = ConsumerRecord("t.job-requested", 1, 7, 0, 0, key, value, None, 0, len(value), [("h", b"v")])
-    return Received(event, "t.job-requested", 1, 7, key, (("h", b"v"),), 0, record)
+    return Received(event, "t.job-requested", 1, 7, key, (("h", b"v"),), 0, value=value, record=record)
 
 
 def _job(**fields: Any) -> JobRequested:
