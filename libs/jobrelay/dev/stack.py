@@ -157,7 +157,8 @@ class Stack:
         waiting = list(services)
         while waiting and time.monotonic() < deadline:
             for service in list(waiting):
-                if self.pid(service) is None:
+                # Ask the child handle, not /proc: right after fork its cmdline is still ours.
+                if self._procs[service.name].poll() is not None:
                     raise StackError(f"the {service.name} exited; see {self.log_file(service)}")
                 if _healthy(service):
                     waiting.remove(service)

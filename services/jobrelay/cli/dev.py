@@ -75,12 +75,14 @@ def up(
     )
     if detach:
         return
-    console.print("\n[bold]Running. Ctrl+C stops everything this command started.[/bold]")
-    _wait_for_signal()
-    console.print("stopping …")
-    stack.stop(started)
-    if kafka_started:
-        stack.kafka.down()
+    try:
+        console.print("\n[bold]Running. Ctrl+C stops everything this command started.[/bold]")
+        _wait_for_signal()
+        console.print("stopping …")
+    finally:  # stop what we started even if the terminal went away (printing can fail then)
+        stack.stop(started)
+        if kafka_started:
+            stack.kafka.down()
     console.print("stopped")
 
 
@@ -121,7 +123,7 @@ def _wait_for_signal() -> None:
     def handler(signum: int, _: object) -> None:
         received.append(signum)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl+C, kill, closed terminal
+        signal.signal(signum, handler)
     while not received:
         signal.pause()
