@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
@@ -18,7 +19,15 @@ from jobrelay.messaging.schemas import load_schemas
 from jobrelay.observability.metrics import PRODUCED
 from jobrelay.observability.tracing import produce_span
 
-__all__ = ["EventProducer", "make_codec", "make_consumer", "make_producer", "topic_for", "topic_partitions"]
+__all__ = [
+    "EventProducer",
+    "make_admin",
+    "make_codec",
+    "make_consumer",
+    "make_producer",
+    "topic_for",
+    "topic_partitions",
+]
 
 
 def _common(kafka: KafkaSettings, client_id: str) -> dict[str, Any]:
@@ -58,6 +67,11 @@ def make_consumer(
         "auto_offset_reset": "earliest",
     }
     return AIOKafkaConsumer(*topics, **(options | overrides))
+
+
+def make_admin(kafka: KafkaSettings, client_id: str) -> AIOKafkaAdminClient:
+    """An asyncio admin client (committed offsets with their metadata, topic metadata)."""
+    return AIOKafkaAdminClient(**_common(kafka, client_id))
 
 
 def make_codec(kafka: KafkaSettings) -> AvroCodec:

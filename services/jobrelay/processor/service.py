@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
-
-from aiokafka.admin import AIOKafkaAdminClient
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.messaging.clients import make_codec, make_consumer
+from jobrelay.messaging.clients import make_admin, make_codec, make_consumer
 from jobrelay.messaging.loop import ConsumerLoop
 from jobrelay.processor.engine import Clients, Engine
 from jobrelay.processor.handlers import Registry
@@ -56,7 +53,7 @@ async def running(
 
 
 async def _clients(stack: AsyncExitStack, kafka: KafkaSettings, settings: ProcessorSettings) -> Clients:
-    admin = _admin(kafka)
+    admin = make_admin(kafka, "processor-admin")
     await admin.start()
     stack.push_async_callback(admin.close)
     reader = make_consumer(kafka, "processor-history")
@@ -75,19 +72,3 @@ async def _clients(stack: AsyncExitStack, kafka: KafkaSettings, settings: Proces
 def _check(task: asyncio.Task[int], engine: Engine) -> None:
     if not task.cancelled() and task.exception() is not None:
         engine.fail(task.exception())  # type: ignore[arg-type]
-
-
-def _admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "client_id": f"{kafka.client_id}-processor-admin",
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": kafka.request_timeout_ms,
-    }
-    if kafka.sasl_mechanism:
-        options |= {
-            "sasl_mechanism": kafka.sasl_mechanism,
-            "sasl_plain_username": kafka.sasl_username,
-            "sasl_plain_password": kafka.sasl_password,
-        }
-    return AIOKafkaAdminClient(**options)
