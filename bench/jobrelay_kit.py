@@ -17,6 +17,7 @@ import sys
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,9 +33,17 @@ from jobrelay.messaging.clients import make_codec, make_consumer, topic_partitio
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.sdk.publisher import JobPublisher
 
-__all__ = ["NOOP_TYPE", "completed_observer", "http_submit", "publish_submit", "service"]
+__all__ = ["NOOP_TYPE", "Running", "completed_observer", "http_submit", "publish_submit", "service"]
 
 NOOP_TYPE = "bench.noop"  # the job type the processor must map to a no-op handler
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A service the bench started: where it answers and its process id (for profilers)."""
+
+    url: str
+    pid: int
 
 
 def _healthy(url: str) -> bool:
@@ -48,8 +57,8 @@ def _healthy(url: str) -> bool:
 @contextmanager
 def service(
     name: str, kafka: KafkaSettings, topics: TopicSettings, workdir: Path, env: Mapping[str, str] | None = None
-) -> Iterator[str]:
-    """Start service `name` on a free port with these topics; yield its base URL; stop it by PID."""
+) -> Iterator[Running]:
+    """Start service `name` on a free port with these topics; yield its URL and PID; stop it by PID."""
     spec = next(s for s in SERVICES if s.name == name)
     port = free_port()
     full_env = (
@@ -71,7 +80,7 @@ def service(
         if proc.poll() is not None:
             tail = (workdir / f"{name}.log").read_text(errors="replace")[-1500:]
             raise RuntimeError(f"the {name} exited with {proc.returncode}:\n{tail}")
-        yield url
+        yield Running(url, proc.pid)
 
 
 async def _observe(consumer: AIOKafkaConsumer, codec: AvroCodec, log: CompletionLog) -> None:

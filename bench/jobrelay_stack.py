@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 
-from bench.jobrelay_kit import service
+from bench.jobrelay_kit import Running, service
 from bench.scenario import Measurement
 
 __all__ = ["COMMON_ENV", "PROCESSOR_ENV", "SETTINGS_NOTE", "Stack", "settings_note", "stack", "with_settings"]
@@ -55,19 +55,26 @@ def with_settings(rows: list[Measurement]) -> list[Measurement]:
 
 @dataclass(frozen=True, slots=True)
 class Stack:
-    """Base URLs of the running services, and where the projector keeps its view."""
+    """The running services, and where the projector keeps its view."""
 
-    processor: str
-    projector: str
+    processor: Running
+    projector: Running
     view_db: Path
-    intake: str | None = None
+    intake: Running | None = None
+    notifier: Running | None = None
 
 
 @contextmanager
 def stack(
-    kafka: KafkaSettings, topics: TopicSettings, workdir: Path, *, intake: bool = False, group: str = "bench"
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    workdir: Path,
+    *,
+    intake: bool = False,
+    notifier: bool = False,
+    group: str = "bench",
 ) -> Iterator[Stack]:
-    """Start processor, projector (and the intake); yield their URLs; stop them all by PID on exit."""
+    """Start processor, projector (and intake, notifier); yield them; stop them all by PID on exit."""
     view_db = workdir / "view.sqlite"
     processor_env = {
         **COMMON_ENV,
@@ -79,8 +86,11 @@ def stack(
     with ExitStack() as services:
         processor = services.enter_context(service("processor", kafka, topics, workdir, processor_env))
         projector = services.enter_context(service("projector", kafka, topics, workdir, projector_env))
-        intake_url = None
+        intake_run = notifier_run = None
         if intake:
             intake_env = {**COMMON_ENV, "JOBRELAY_INTAKE_IDEMPOTENCY_DB": str(workdir / "keys.sqlite3")}
-            intake_url = services.enter_context(service("intake", kafka, topics, workdir, intake_env))
-        yield Stack(processor, projector, view_db, intake_url)
+            intake_run = services.enter_context(service("intake", kafka, topics, workdir, intake_env))
+        if notifier:
+            notifier_env = {**COMMON_ENV, "JOBRELAY_NOTIFIER_GROUP_ID": f"{topics.prefix}{group}-notifier"}
+            notifier_run = services.enter_context(service("notifier", kafka, topics, workdir, notifier_env))
+        yield Stack(processor, projector, view_db, intake_run, notifier_run)

@@ -17,7 +17,7 @@ from bench.jobrelay_stack import COMMON_ENV
 from bench.ladder import Labels, climb
 from bench.loadgen import CompletionLog, Submit, Target
 from bench.scenario import BenchContext, Measurement, RunOnce
-from bench.scenarios.jobrelay_http import http_client
+from bench.scenarios.jobrelay_http import http_client, with_connections
 from bench.topics import bench_topics
 
 __all__ = ["SCENARIO", "IntakeOnlyScenario", "done_on_return"]
@@ -53,16 +53,16 @@ class IntakeOnlyScenario:
             bench_topics(ctx.kafka, f"{ctx.prefix}intake.", ctx.partitions) as topics,
         ):
             env = {**COMMON_ENV, "JOBRELAY_INTAKE_IDEMPOTENCY_DB": str(Path(tmp) / "keys.sqlite3")}
-            with service("intake", ctx.kafka, topics, Path(tmp), env) as url:
-                ctx.log(f"{NAME}: intake {url}")
-                async with http_client(ctx.plan.saturation_in_flight) as client:
+            with service("intake", ctx.kafka, topics, Path(tmp), env) as intake:
+                ctx.log(f"{NAME}: intake {intake.url}")
+                async with http_client() as client:
                     log = CompletionLog()
-                    target = Target(done_on_return(http_submit(client, url), log), log)
+                    target = Target(done_on_return(http_submit(client, intake.url), log), log)
                     labels = Labels(NAME, "POST→202", "subject")
 
                     async def run_once(run: int) -> list[Measurement]:
                         ctx.log(f"{NAME} run {run}")
-                        return await climb(target, labels, run, ctx.plan)
+                        return [with_connections(row) for row in await climb(target, labels, run, ctx.plan)]
 
                     yield run_once
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -21,15 +22,28 @@ from bench.loadgen import CompletionLog, Target
 from bench.scenario import BenchContext, Measurement, RunOnce
 from bench.topics import bench_topics
 
-__all__ = ["SCENARIO", "JobrelayHttpScenario", "http_client"]
+__all__ = ["HTTP_CONNECTIONS", "SCENARIO", "JobrelayHttpScenario", "http_client"]
 
 NAME = "jobrelay-http"
 
 
-def http_client(connections: int) -> httpx.AsyncClient:
-    """A keep-alive client with enough connections for the closed loop's submits in flight."""
+# Connections to the intake, open and closed loop alike (more requests wait in the client's pool,
+# their latency still counted from the scheduled send). One intake process serves ~500 req/s
+# at 16-50 connections here and collapses to a fraction of it at 256 (see bench/PROFILE.md).
+HTTP_CONNECTIONS = 32
+
+
+def http_client(connections: int = HTTP_CONNECTIONS) -> httpx.AsyncClient:
+    """A keep-alive client with at most `connections` connections."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
+
+
+def with_connections(row: Measurement) -> Measurement:
+    """The row, the saturation one noting the HTTP connection cap."""
+    if row.mode != "saturation":
+        return row
+    return replace(row, notes=f"{row.notes}, {HTTP_CONNECTIONS} connections")
 
 
 class JobrelayHttpScenario:
@@ -50,16 +64,17 @@ class JobrelayHttpScenario:
             stack(ctx.kafka, topics, Path(tmp), intake=True) as services,
         ):
             assert services.intake is not None  # noqa: S101 - asked for above
-            ctx.log(f"{NAME}: intake {services.intake}, processor {services.processor}; {SETTINGS_NOTE}")
-            async with http_client(ctx.plan.saturation_in_flight) as client:
+            ctx.log(f"{NAME}: intake {services.intake.url}, processor pid {services.processor.pid}; {SETTINGS_NOTE}")
+            async with http_client() as client:
                 log = CompletionLog()
                 async with completed_observer(ctx.kafka, topics, log):
-                    target = Target(http_submit(client, services.intake), log)
+                    target = Target(http_submit(client, services.intake.url), log)
                     labels = Labels(NAME, "POST→completed", "subject")
 
                     async def run_once(run: int) -> list[Measurement]:
                         ctx.log(f"{NAME} run {run}")
-                        return with_settings(await climb(target, labels, run, ctx.plan))
+                        rows = await climb(target, labels, run, ctx.plan)
+                        return with_settings([with_connections(row) for row in rows])
 
                     yield run_once
 

@@ -44,7 +44,9 @@ class JobrelayPublisherScenario:
             bench_topics(ctx.kafka, f"{ctx.prefix}pub.", ctx.partitions) as topics,
             stack(ctx.kafka, topics, Path(tmp)) as services,
         ):
-            ctx.log(f"{NAME}: processor {services.processor}, projector {services.projector}; {SETTINGS_NOTE}")
+            ctx.log(
+                f"{NAME}: processor pid {services.processor.pid}, projector {services.projector.url}; {SETTINGS_NOTE}"
+            )
             async with JobPublisher.connect(ctx.kafka, topics) as publisher:
                 completed_log, view_log = CompletionLog(), CompletionLog()
                 poller = ViewPoller(services.view_db, view_log)
@@ -56,7 +58,9 @@ class JobrelayPublisherScenario:
 
                         async def run_once(run: int) -> list[Measurement]:
                             ctx.log(f"{NAME} run {run}: publish→completed")
-                            rows = await climb(to_completed, Labels(NAME, "publish→completed", "subject"), run, ctx.plan)
+                            rows = await climb(
+                                to_completed, Labels(NAME, "publish→completed", "subject"), run, ctx.plan
+                            )
                             ctx.log(f"{NAME} run {run}: publish→view row SUCCEEDED")
                             rows += await climb(to_view, Labels(NAME, "publish→view row", "subject"), run, ctx.plan)
                             return with_settings(rows)
