@@ -12,10 +12,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from jobrelay.config.settings import KafkaSettings, TopicSettings
-
 from bench.jobrelay_kit import Running, service
 from bench.scenario import Measurement
+from jobrelay.config.settings import KafkaSettings, TopicSettings
 
 __all__ = ["COMMON_ENV", "PROCESSOR_ENV", "SETTINGS_NOTE", "Stack", "settings_note", "stack", "with_settings"]
 

@@ -37,9 +37,9 @@ __all__ = ["main"]
 def _record(pid: int, out: Path, seconds: int, speedscope: bool) -> list[subprocess.Popen[bytes]]:
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     base = [pyspy, "record", "--nonblocking", "-p", str(pid), "-d", str(seconds), "-r", "100", "--full-filenames"]
-    runs = [base + ["--format", "raw", "-o", str(out.with_suffix(".txt"))]]
+    runs = [[*base, "--format", "raw", "-o", str(out.with_suffix(".txt"))]]
     if speedscope:
-        runs.append(base + ["--format", "speedscope", "-o", str(out.with_suffix(".speedscope.json"))])
+        runs.append([*base, "--format", "speedscope", "-o", str(out.with_suffix(".speedscope.json"))])
     return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for cmd in runs]  # noqa: S603
 
 

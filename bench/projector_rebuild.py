@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.topics import bench_topics
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import Event, JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
 from jobrelay.jobs.sequence import sequence, terminal_sequence
@@ -21,8 +22,6 @@ from jobrelay.messaging.clients import make_codec, make_producer, topic_for
 from jobrelay.observability import configure_logging
 from jobrelay.projector.rebuild import RebuildReport, rebuild
 from jobrelay.projector.settings import ProjectorSettings
-
-from bench.topics import bench_topics
 
 __all__ = ["EVENTS_PER_JOB", "life", "publish", "rebuild_once"]
 
