@@ -1,11 +1,12 @@
-"""Building blocks for the jobrelay scenarios (issue 8, items 2-4), ready for when the services land.
+"""Building blocks for the jobrelay scenarios (issue 8, items 2-4).
 
 - `service(...)`: run one jobrelay service as a process (the same argv as `jobrelay dev up`) on
   a free port, with the bench's topic prefix, wait for `/healthz`, stop it by PID.
 - `completed_observer(...)`: a read_committed consumer of job-completed that marks each job id
   complete in a `CompletionLog` (submit→completion as a downstream consumer sees it).
 - `publish_submit(...)` and `http_submit(...)`: `Submit` callables for the load generator that
-  publish a JobRequested straight to Kafka (acks=all) or POST /v1/jobs and expect a 202.
+  publish a JobRequested with the SDK's `JobPublisher` (acks=all), or POST /v1/jobs and expect
+  a 202.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import asyncio
 import os
 import sys
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,13 +28,22 @@ from bench.procs import free_port, started, wait_until
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.dev.localkafka import project_root
 from jobrelay.dev.stack import SERVICES
-from jobrelay.jobs.events import JobCompleted, JobRequested
-from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, topic_partitions
+from jobrelay.jobs.events import JobCompleted
+from jobrelay.messaging.clients import make_codec, make_consumer, topic_partitions
 from jobrelay.messaging.codec import AvroCodec
+from jobrelay.sdk.publisher import JobPublisher
 
-__all__ = ["NOOP_TYPE", "completed_observer", "http_submit", "publish_submit", "service"]
+__all__ = ["NOOP_TYPE", "Running", "completed_observer", "http_submit", "publish_submit", "service"]
 
 NOOP_TYPE = "bench.noop"  # the job type the processor must map to a no-op handler
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A service the bench started: where it answers and its process id (for profilers)."""
+
+    url: str
+    pid: int
 
 
 def _healthy(url: str) -> bool:
@@ -47,8 +57,8 @@ def _healthy(url: str) -> bool:
 @contextmanager
 def service(
     name: str, kafka: KafkaSettings, topics: TopicSettings, workdir: Path, env: Mapping[str, str] | None = None
-) -> Iterator[str]:
-    """Start service `name` on a free port with these topics; yield its base URL; stop it by PID."""
+) -> Iterator[Running]:
+    """Start service `name` on a free port with these topics; yield its URL and PID; stop it by PID."""
     spec = next(s for s in SERVICES if s.name == name)
     port = free_port()
     full_env = (
@@ -68,8 +78,9 @@ def service(
     with started(cmd, workdir / f"{name}.log", env=full_env, cwd=workdir) as proc:
         wait_until(lambda: proc.poll() is not None or _healthy(url), 60, f"the {name}")
         if proc.poll() is not None:
-            raise RuntimeError(f"the {name} exited with {proc.returncode}; see {workdir / f'{name}.log'}")
-        yield url
+            tail = (workdir / f"{name}.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"the {name} exited with {proc.returncode}:\n{tail}")
+        yield Running(url, proc.pid)
 
 
 async def _observe(consumer: AIOKafkaConsumer, codec: AvroCodec, log: CompletionLog) -> None:
@@ -101,14 +112,12 @@ async def completed_observer(kafka: KafkaSettings, topics: TopicSettings, log: C
         await consumer.stop()
 
 
-def publish_submit(producer: EventProducer) -> Submit:
-    """Submit = publish a no-op JobRequested and wait for acks=all (until the SDK's JobPublisher lands)."""
+def publish_submit(publisher: JobPublisher) -> Submit:
+    """Submit = `JobPublisher.publish` a no-op job (validated, acks=all), as an SDK user would."""
 
     async def submit(index: int) -> str:
-        job_id = str(uuid.uuid4())
-        event = JobRequested(job_id=job_id, job_type=NOOP_TYPE, payload=f'{{"n": {index}}}', request_hash="x" * 64)
-        await producer.publish(event)
-        return job_id
+        published = await publisher.publish(NOOP_TYPE, {"n": index})
+        return published.id
 
     return submit
 

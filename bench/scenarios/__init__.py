@@ -15,11 +15,13 @@ from bench.scenario import Scenario
 
 __all__ = ["NAMES", "load"]
 
-# name -> module defining SCENARIO; the jobrelay scenarios of issue 8 slot in between
-# "limit" and "peer" as they land: "jobrelay-http", "jobrelay-publisher", "intake-only",
-# "projector-rebuild".
+# name -> module defining SCENARIO; jobrelay's own between the limit and the peer.
 _MODULES: dict[str, str] = {
     "limit": "bench.scenarios.limit",
+    "jobrelay-http": "bench.scenarios.jobrelay_http",
+    "jobrelay-publisher": "bench.scenarios.jobrelay_publisher",
+    "intake-only": "bench.scenarios.intake_only",
+    "projector-rebuild": "bench.scenarios.projector_rebuild",
     "peer": "bench.scenarios.peer",
     "client-cpu": "bench.scenarios.client_cpu",
 }

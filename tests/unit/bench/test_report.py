@@ -87,7 +87,7 @@ def test_json_has_meta_rows_and_ratios(tmp_path: Path) -> None:
 
 
 def test_the_registry_loads_scenarios_without_celery() -> None:
-    assert NAMES[:2] == ("limit", "peer")
+    assert NAMES[0] == "limit" and "peer" in NAMES
     assert [s.name for s in load(["peer", "limit"])] == ["limit", "peer"]  # registry order
     with pytest.raises(KeyError, match="unknown scenario"):
         load(["nope"])
