@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := all
-.PHONY: all help install lint format types test unit integration run kafka-up kafka-down kafka-status topics bench clean
+.PHONY: all help install lint format types test jaeger run-traced unit integration run kafka-up kafka-down kafka-status topics bench clean
 
 all: test ## lint, type-check and test (the same as `make test`)
 
@@ -34,8 +34,14 @@ types: $(STAMP) ## mypy --strict on libs, services, tests and bench
 
 # The tests start the local Kafka broker when none answers (fetching it the first time) and
 # stop it at the end if they started it; KAFKA_BOOTSTRAP_SERVERS points them elsewhere.
-test: lint types ## lint, types, then every test against a real Kafka broker
+test: lint types jaeger ## lint, types, then every test against a real Kafka broker
 	$(BIN)/pytest
+
+# Jaeger is built with Go (a few minutes, once; cached in .cache/jaeger). Without Go the one
+# test that asks Jaeger's API is skipped, and says so; the trace is still checked without it.
+jaeger: $(STAMP) ## build the local Jaeger (Go toolchain) unless it is cached
+	@if command -v go >/dev/null; then $(BIN)/jobrelay dev jaeger provision; \
+	else echo "no Go toolchain: the Jaeger test will be skipped (install Go >= 1.24 to run it)"; fi
 
 unit: $(STAMP) ## only the tests that need no broker
 	$(BIN)/pytest tests/unit
@@ -45,6 +51,9 @@ integration: $(STAMP) ## only the tests against the real broker
 
 run: $(STAMP) ## run jobrelay locally: Kafka, topics, services (Ctrl+C stops what it started)
 	$(BIN)/jobrelay dev up
+
+run-traced: $(STAMP) ## the same, plus Jaeger on 127.0.0.1:16686 receiving every service's traces
+	$(BIN)/jobrelay dev up --jaeger
 
 kafka-up: $(STAMP) ## start the local Kafka broker on 127.0.0.1:9092 (idempotent)
 	$(BIN)/jobrelay dev kafka up

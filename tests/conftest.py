@@ -26,7 +26,7 @@ from jobrelay.observability.tracing import configure_tracing
 def spans() -> InMemorySpanExporter:
     """Every span the test session finishes, as the services would export them."""
     exporter = InMemorySpanExporter()
-    configure_tracing("jobrelay-tests").add_span_processor(SimpleSpanProcessor(exporter))
+    configure_tracing("jobrelay-tests", record=True).add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
 
 

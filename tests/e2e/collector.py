@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class Collector:
     spans: list[Span] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     endpoint: str = ""
+    forward_errors: list[str] = field(default_factory=list)
 
     def add(self, request: ExportTraceServiceRequest) -> None:
         """Record every span of one export request."""
@@ -50,9 +52,25 @@ class Collector:
             return list(self.spans)
 
 
+def _forward(collector: Collector, endpoint: str, body: bytes) -> None:
+    request = urllib.request.Request(  # noqa: S310 - a local Jaeger the test session started
+        f"{endpoint}/v1/traces", data=body, headers={"content-type": "application/x-protobuf"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+    except OSError as exc:
+        with collector.lock:
+            collector.forward_errors.append(repr(exc))
+
+
 @contextmanager
-def collecting() -> Iterator[Collector]:
-    """Serve OTLP/HTTP (`POST /v1/traces`, protobuf) on a free port until the block exits."""
+def collecting(forward_to: str | None = None) -> Iterator[Collector]:
+    """Serve OTLP/HTTP (`POST /v1/traces`, protobuf) on a free port until the block exits.
+
+    With `forward_to` (an OTLP/HTTP endpoint such as a local Jaeger's) every export request is
+    also passed on there, unchanged.
+    """
     collector = Collector()
 
     class Handler(BaseHTTPRequestHandler):
@@ -61,6 +79,8 @@ def collecting() -> Iterator[Collector]:
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
             collector.add(request)
+            if forward_to:
+                _forward(collector, forward_to, body)
             reply = ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("content-type", "application/x-protobuf")

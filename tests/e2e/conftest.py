@@ -6,6 +6,7 @@ and free ports, so it never meets a developer's running `make run`.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.dev.jaeger import JaegerPorts, LocalJaeger
 from jobrelay.dev.stack import Stack
 from tests.e2e.collector import Collector, collecting
 
@@ -28,6 +30,7 @@ class RunningStack:
     topics: TopicSettings
     kafka: KafkaSettings
     traces: Collector
+    jaeger: LocalJaeger | None
 
     def url(self, name: str) -> str:
         """Base URL of one service."""
@@ -41,14 +44,35 @@ def _free_port() -> int:
         return port
 
 
+def _jaeger(tmp_path_factory: pytest.TempPathFactory) -> LocalJaeger | None:
+    """A private Jaeger for the session, or None where it is not built and Go cannot build it.
+
+    `make test` builds it first (`jobrelay dev jaeger provision`) when Go is there, so the
+    build's few minutes do not count against a test's timeout.
+    """
+    ports = JaegerPorts(*(_free_port() for _ in range(4)))
+    jaeger = LocalJaeger(run_dir=tmp_path_factory.mktemp("jaeger"), ports=ports)
+    return jaeger if jaeger.binary.is_file() or shutil.which("go") else None
+
+
 @pytest.fixture(scope="session")
 def running_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """Start the four services like `jobrelay dev up`, exporting traces to a local collector."""
-    with collecting() as traces:
-        yield from _stack(kafka_bootstrap, tmp_path_factory, traces)
+    """Start the four services like `jobrelay dev up --jaeger`, exporting traces to a local collector.
+
+    The collector keeps the spans for the tests and passes every export on to Jaeger.
+    """
+    jaeger = _jaeger(tmp_path_factory)
+    with collecting(forward_to=jaeger.otlp_endpoint if jaeger else None) as traces:
+        try:
+            yield from _stack(kafka_bootstrap, tmp_path_factory, traces, jaeger)
+        finally:
+            if jaeger is not None:
+                jaeger.down()
 
 
-def _stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, traces: Collector) -> Iterator[RunningStack]:
+def _stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, traces: Collector, jaeger: LocalJaeger | None
+) -> Iterator[RunningStack]:
     run = uuid.uuid4().hex[:8]
     ports = {name: _free_port() for name in ("intake", "projector", "notifier", "processor")}
     prefix = f"e2e{run}."
@@ -73,7 +97,7 @@ def _stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, trace
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # export spans within 0.2 s, not 5 s
     }
     run_dir: Path = tmp_path_factory.mktemp("stack")
-    stack = Stack(env=env, run_dir=run_dir, ports=ports)
+    stack = Stack(env=env, run_dir=run_dir, ports=ports, jaeger=jaeger)
     stack.up(timeout=120)
     try:
         yield RunningStack(
@@ -82,6 +106,7 @@ def _stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, trace
             TopicSettings(prefix=prefix, partitions=3),
             KafkaSettings(bootstrap_servers=kafka_bootstrap),
             traces,
+            jaeger,
         )
     finally:
         stack.stop()

@@ -129,3 +129,54 @@ async def test_one_job_is_one_trace_across_the_four_services(running_stack: Runn
     }
     traceparent = receiver.at("/hook")[0].headers.get("traceparent", "")
     assert traceparent.split("-")[1] == trace_id, "the webhook request continues the job's trace"
+
+
+def _jaeger_traces(jaeger_url: str, service: str, job_id: str) -> list[dict[str, Any]]:
+    """Jaeger's HTTP API: the traces of `service` with a span tagged with the job id."""
+    params = {"service": service, "tags": json.dumps({"jobrelay.job_id": job_id}), "lookback": "1h", "limit": "20"}
+    response = httpx.get(f"{jaeger_url}/api/traces", params=params, timeout=10)
+    response.raise_for_status()
+    traces: list[dict[str, Any]] = response.json()["data"] or []
+    return traces
+
+
+async def test_jaeger_finds_the_job_by_its_id_as_one_trace_across_the_four_services(
+    running_stack: RunningStack,
+) -> None:
+    jaeger = running_stack.jaeger
+    if jaeger is None:
+        pytest.skip("Jaeger is not built and there is no Go toolchain to build it (go >= 1.24 on PATH)")
+    receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
+    async with (
+        serving(receiver),
+        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+    ):
+        accepted = await client.submit("demo.echo", {"jaeger": True}, callback_url=f"{receiver.base}/hook")
+        await client.wait(accepted, timeout=60)
+        await _until(lambda: len(receiver.at("/hook")) >= 1)
+    services = {"jobrelay-intake", "jobrelay-processor", "jobrelay-projector", "jobrelay-notifier"}
+    found: list[dict[str, Any]] = []
+
+    def in_jaeger() -> bool:
+        found[:] = _jaeger_traces(jaeger.url, "jobrelay-intake", accepted.id)
+        names = {p["serviceName"] for t in found for p in t["processes"].values()}
+        return len(found) == 1 and names >= services
+
+    await _until(in_jaeger, deadline=30)
+    assert running_stack.traces.forward_errors == []
+    (trace,) = found
+    spans = trace["spans"]
+    assert {s["traceID"] for s in spans} == {trace["traceID"]}
+    service_of = {pid: p["serviceName"] for pid, p in trace["processes"].items()}
+    by_service: dict[str, set[str]] = {}
+    for span in spans:
+        by_service.setdefault(service_of[span["processID"]], set()).add(span["operationName"])
+    topics = running_stack.topics
+    assert f"send {topics.requested}" in by_service["jobrelay-intake"]
+    assert f"process {topics.requested}" in by_service["jobrelay-processor"]
+    assert f"send {topics.completed}" in by_service["jobrelay-processor"]
+    assert f"process {topics.completed}" in by_service["jobrelay-projector"]
+    assert "POST" in by_service["jobrelay-notifier"], "the webhook request is a span of the job's trace"
+    # the same trace is found from any service by the job id, as an SRE would search
+    for service in services:
+        assert [t["traceID"] for t in _jaeger_traces(jaeger.url, service, accepted.id)] == [trace["traceID"]]

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobrelay.dev.jaeger import LocalJaeger
 from jobrelay.dev.localkafka import LocalKafka, port_open, project_root
 
 __all__ = ["SERVICES", "Service", "Stack", "StackError"]
@@ -69,9 +70,16 @@ class Stack:
         env: Mapping[str, str] | None = None,
         run_dir: Path | None = None,
         ports: Mapping[str, int] | None = None,
+        jaeger: LocalJaeger | None = None,
     ) -> None:
-        """`run_dir` and `ports` let a test run a private stack beside a developer's."""
+        """`run_dir` and `ports` let a test run a private stack beside a developer's.
+
+        With `jaeger`, `up` also starts it and the services export their spans to it (unless
+        OTEL_EXPORTER_OTLP_ENDPOINT is set: an explicit endpoint wins).
+        """
         self.root = root or project_root()
+        self.jaeger = jaeger
+        self.jaeger_started = False
         self.run_dir = run_dir or self.root / ".cache" / "stack"
         self.kafka = LocalKafka(self.root)
         self.env = dict(env if env is not None else os.environ)
@@ -100,6 +108,9 @@ class Stack:
         Returns (whether this call started Kafka, the services it started).
         """
         kafka_started = self.kafka.up() if "KAFKA_BOOTSTRAP_SERVERS" not in self.env else False
+        if self.jaeger is not None:
+            self.jaeger_started = self.jaeger.up()
+            self.env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", self.jaeger.otlp_endpoint)
         self._ensure_topics()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = [s for s in self.services if self.pid(s) is None and self._start(s)]

@@ -1,10 +1,11 @@
-"""`jobrelay dev …`: the local development broker (and, later, the whole local stack)."""
+"""`jobrelay dev …`: the local development broker, Jaeger, and the whole local stack."""
 
 from __future__ import annotations
 
 import typer
 from rich.console import Console
 
+from jobrelay.dev.jaeger import JAEGER_VERSION, LocalJaeger, LocalJaegerError
 from jobrelay.dev.localkafka import LocalKafka, LocalKafkaError
 from jobrelay.dev.stack import Stack, StackError
 
@@ -13,6 +14,8 @@ __all__ = ["dev_app"]
 dev_app = typer.Typer(help="Run jobrelay locally: the Kafka broker and the whole stack.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The local single-node Apache Kafka broker (KRaft).", no_args_is_help=True)
 dev_app.add_typer(kafka_app, name="kafka")
+jaeger_app = typer.Typer(help="The local Jaeger v2 all-in-one (in memory, built with Go).", no_args_is_help=True)
+dev_app.add_typer(jaeger_app, name="jaeger")
 console = Console(stderr=True)
 
 
@@ -52,17 +55,49 @@ def kafka_provision() -> None:
     console.print(f"Kafka jars in {broker.libs}")
 
 
+@jaeger_app.command("provision")
+def jaeger_provision() -> None:
+    """Only build the Jaeger binary into the cache (Go toolchain, Go module proxy; a few minutes once)."""
+    try:
+        binary = LocalJaeger().provision()
+    except LocalJaegerError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"Jaeger {JAEGER_VERSION}: {binary}")
+
+
+@jaeger_app.command("up")
+def jaeger_up() -> None:
+    """Build (first time) and start Jaeger on 127.0.0.1 (OTLP/HTTP 4318, UI and API 16686)."""
+    jaeger = LocalJaeger()
+    try:
+        started = jaeger.up()
+    except LocalJaegerError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"{'started' if started else 'already up:'} Jaeger {jaeger.url} (OTLP {jaeger.otlp_endpoint})")
+
+
+@jaeger_app.command("down")
+def jaeger_down() -> None:
+    """Stop the Jaeger `up` started (by its PID)."""
+    console.print("stopped Jaeger" if LocalJaeger().down() else "no Jaeger started by jobrelay is running")
+
+
 @dev_app.command("up")
 def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Leave everything running and return."),
     timeout: float = typer.Option(120.0, help="Seconds to wait until every service is healthy."),
+    jaeger: bool = typer.Option(False, "--jaeger", help="Also run Jaeger; the services export their traces to it."),
 ) -> None:
     """Start Kafka, the topics and the four services; Ctrl+C stops what this started."""
-    stack = Stack()
+    stack = Stack(jaeger=LocalJaeger() if jaeger else None)
     try:
         kafka_started, started = stack.up(timeout)
-    except (StackError, LocalKafkaError) as exc:
+    except (StackError, LocalKafkaError, LocalJaegerError) as exc:
         console.print(f"[red]{exc}[/red]")
+        if stack.jaeger_started and stack.jaeger is not None:
+            stack.jaeger.down()
         raise typer.Exit(1) from exc
     _print_status(stack)
     console.print(
@@ -73,6 +108,12 @@ def up(
         f"Logs: {stack.run_dir}/<service>.log\n"
         f"Webhooks are signed with the secret in {stack.run_dir / 'webhook-secret'}"
     )
+    if stack.jaeger is not None:
+        console.print(
+            f"Traces: {stack.jaeger.url}/api/traces?service=jobrelay-intake"
+            "&tags=%7B%22jobrelay.job_id%22%3A%22<id>%22%7D"
+            f" (the services export to {stack.env['OTEL_EXPORTER_OTLP_ENDPOINT']})"
+        )
     if detach:
         return
     try:
@@ -81,6 +122,8 @@ def up(
         console.print("stopping …")
     finally:  # stop what we started even if the terminal went away (printing can fail then)
         stack.stop(started)
+        if stack.jaeger_started and stack.jaeger is not None:
+            stack.jaeger.down()
         if kafka_started:
             stack.kafka.down()
     console.print("stopped")
@@ -88,10 +131,12 @@ def up(
 
 @dev_app.command("down")
 def down(kafka: bool = typer.Option(True, help="Also stop the local Kafka broker if jobrelay started it.")) -> None:
-    """Stop the services (and the broker) that `jobrelay dev up --detach` started."""
+    """Stop the services (the broker, Jaeger) that `jobrelay dev up --detach` started."""
     stack = Stack()
     stopped = stack.stop()
     console.print(f"stopped: {', '.join(s.name for s in stopped) or 'no services'}")
+    if LocalJaeger().down():
+        console.print("stopped Jaeger")
     if kafka and stack.kafka.down():
         console.print("stopped local Kafka")
 
@@ -112,6 +157,9 @@ def _print_status(stack: Stack) -> None:
     table.add_row("kafka", kafka.bootstrap, str(kafka.pid or "-"), "up" if kafka.reachable else "down")
     for service, pid, healthy in stack.status():
         table.add_row(service.name, service.url, str(pid or "-"), "healthy" if healthy else "down")
+    jaeger = stack.jaeger or LocalJaeger()
+    if (jaeger_pid := jaeger.running_pid()) is not None or stack.jaeger is not None:
+        table.add_row("jaeger", jaeger.url, str(jaeger_pid or "-"), "up" if jaeger.ready() else "down")
     console.print(table)
 
 
