@@ -157,10 +157,10 @@ async def test_jaeger_finds_the_job_by_its_id_as_one_trace_across_the_four_servi
     services = {"jobrelay-intake", "jobrelay-processor", "jobrelay-projector", "jobrelay-notifier"}
     found: list[dict[str, Any]] = []
 
-    def in_jaeger() -> bool:
+    def in_jaeger() -> bool:  # every service's spans, the webhook's (it ends after the receiver's answer) too
         found[:] = _jaeger_traces(jaeger.url, "jobrelay-intake", accepted.id)
         names = {p["serviceName"] for t in found for p in t["processes"].values()}
-        return len(found) == 1 and names >= services
+        return len(found) == 1 and names >= services and any(s["operationName"] == "POST" for s in found[0]["spans"])
 
     await _until(in_jaeger, deadline=30)
     assert running_stack.traces.forward_errors == []
