@@ -70,8 +70,9 @@ topics: $(STAMP) ## create the four topics (idempotent)
 bench: $(STAMP) ## benchmarks against raw Kafka and Celery+Redis: one table, JSON and PNG in bench/results/
 	command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	$(BIN)/jobrelay dev kafka up
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	@ours=0; $(BIN)/jobrelay dev kafka status >/dev/null 2>&1 || ours=1; \
+	$(BIN)/jobrelay dev kafka up && { $(BIN)/python -m bench $(BENCH_ARGS); rc=$$?; } || rc=$$?; \
+	if [ $$ours = 1 ]; then $(BIN)/jobrelay dev kafka down; fi; exit $$rc
 
 clean: ## remove the virtualenv and caches (keeps the Kafka jars in .cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
