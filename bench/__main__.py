@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.report import build_table, write_json, write_plot, write_text
+from bench.report import build_table, markdown_table, write_json, write_plot, write_text
 from bench.runner import machine_meta, ordered, run_all
 from bench.scenario import BenchContext, Plan
 from bench.scenarios import NAMES, load
@@ -62,15 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         f"jobrelay bench ({mode}, {args.runs} runs, {meta['cpus']} CPUs, load {meta['load_average_at_start'][0]:.1f}"
         f" at start, {meta['started_at']}, {meta['duration_s']:.0f} s)"
     )
+    meta["title"] = title
     table = build_table(rows, title)
     console.print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / ("quick" if args.quick else "latest")
     write_json(stem.with_suffix(".json"), rows, meta)
     write_text(stem.with_suffix(".txt"), table)
+    stem.with_suffix(".md").write_text(markdown_table(rows, title))
     if rows:
         write_plot(stem.with_suffix(".png"), rows, title)
-    console.print(f"wrote {stem}.json, .txt and .png")
+    console.print(f"wrote {stem}.json, .txt, .md and .png")
     for line in outcome.skipped + outcome.failed:
         console.print(f"[bold red]{line}")
     return 1 if outcome.failed else 2 if outcome.skipped else 0

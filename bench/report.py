@@ -14,8 +14,18 @@ from rich.table import Table
 
 from bench.ratios import Ratios, ratios, references
 from bench.scenario import Measurement
+from bench.stats import LatencyStats
 
-__all__ = ["build_table", "fmt_ratio", "rows_with_ratios", "write_json", "write_plot", "write_text"]
+__all__ = [
+    "build_table",
+    "fmt_ratio",
+    "markdown_table",
+    "read_json",
+    "rows_with_ratios",
+    "write_json",
+    "write_plot",
+    "write_text",
+]
 
 COLUMNS = (
     "scenario", "case", "run", "load", "thr/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "lost",
@@ -82,6 +92,31 @@ def write_json(path: Path, rows: Sequence[Measurement], meta: dict[str, Any]) ->
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
+def read_json(path: Path) -> tuple[list[Measurement], dict[str, Any]]:
+    """The rows and metadata `write_json` wrote (ratios are recomputed from the rows)."""
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(Measurement)}
+    rows = []
+    for item in data["rows"]:
+        fields = {k: v for k, v in item.items() if k in names}
+        latency = fields.pop("latency")
+        rows.append(Measurement(**fields, latency=LatencyStats(**latency) if latency else None))
+    return rows, data["meta"]
+
+
+def markdown_table(rows: Sequence[Measurement], title: str) -> str:
+    """The same table as GitHub Markdown (the README shows it)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"**{title}**", "", "| " + " | ".join(COLUMNS) + " |"]
+    lines.append("|" + "|".join(":--" if c in ("scenario", "case", "notes") else "--:" for c in COLUMNS) + "|")
+    lines += ["| " + " | ".join(cell(c) for c in _cells(row, r)) + " |" for row, r in rows_with_ratios(rows)]
+    lines += ["", "✗ = did not keep up with the offered load (queue growing or p99 > 1 s)"]
+    return "\n".join(lines) + "\n"
+
+
 def write_text(path: Path, table: Table, width: int = 200) -> None:
     """The table as plain text (for the README)."""
     buffer = io.StringIO()
@@ -127,3 +162,17 @@ def write_plot(path: Path, rows: Sequence[Measurement], title: str) -> None:
 
 def _colour(role: str) -> str:
     return {"limit": "tab:green", "peer": "tab:orange", "subject": "tab:blue"}.get(role, "tab:gray")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bench.report RESULTS.json`: print the results as the Markdown table."""
+    import sys
+
+    path = Path((argv if argv is not None else sys.argv[1:])[0])
+    rows, meta = read_json(path)
+    title = meta.get("title") or f"jobrelay bench ({meta.get('started_at', '')})"
+    print(markdown_table(rows, title), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from bench.kafkatools import ToolError, parse_end_to_end, parse_producer_perf
-from bench.report import build_table, fmt_ratio, write_json
+from bench.report import build_table, fmt_ratio, markdown_table, read_json, write_json
 from bench.runner import ordered
 from bench.scenario import Measurement, Mode
 from bench.scenarios import NAMES, load
@@ -84,6 +84,21 @@ def test_json_has_meta_rows_and_ratios(tmp_path: Path) -> None:
     assert len(data["rows"]) == len(ROWS)
     assert data["rows"][1]["latency"]["p99"] == 3.0
     assert set(data["rows"][0]["ratios"]) == {"thr_vs_limit", "p99_vs_limit", "thr_vs_peer", "p99_vs_peer"}
+
+
+def test_the_json_reads_back_into_the_same_rows(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    write_json(path, ROWS, {"title": "t"})
+    rows, meta = read_json(path)
+    assert rows == list(ROWS) and meta == {"title": "t"}
+
+
+def test_the_markdown_table_has_a_header_and_a_line_per_row() -> None:
+    text = markdown_table(ROWS, "bench")
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| scenario | case | run | load | thr/s |")
+    assert len(lines) == 2 + len(ROWS)
+    assert all(line.count(" | ") == lines[0].count(" | ") for line in lines[2:]), "one cell per column"
 
 
 def test_the_registry_loads_scenarios_without_celery() -> None:
