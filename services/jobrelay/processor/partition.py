@@ -9,8 +9,11 @@ before the new owner reads the committed offset. One producer per partition cost
 each, which is fine for the partition counts jobrelay uses (12 by default).
 
 Batching: events are encoded (and their trace headers taken) when a job emits them, then written
-by one flusher task per partition, which gathers whatever accumulated for `linger` seconds into
-one transaction together with the partition's offset and ledger metadata. A job only runs its
+by one flusher task per partition into one transaction together with the partition's offset and
+ledger metadata. By default (`linger` 0) this is group commit: a transaction starts as soon as
+there is something to write and the previous one has ended, and carries everything that came
+meanwhile, so batches grow with the load and an idle partition commits at once (a fixed 50 ms
+linger cost a no-op job ~200 ms end to end, as each job takes two transactions). A job only runs its
 handler once its STARTED event is committed, so a crash re-run always knows the attempt it
 replaces. Progress and heartbeats go through the same transactions, so read_committed readers
 see them.

@@ -49,7 +49,11 @@ class ProcessorSettings(BaseSettings):
     backoff_base_s: float = Field(default=1.0, ge=0, description="First retry's backoff cap (doubles per attempt).")
     backoff_max_s: float = Field(default=300.0, ge=0, description="Largest backoff between attempts.")
     commit_interval_s: float = Field(
-        default=0.05, ge=0, le=10, description="How long a transaction gathers outputs before committing."
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Extra wait for outputs before a transaction commits; 0 = group commit (each transaction "
+        "starts when the previous one ends, with all that came meanwhile).",
     )
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: time running jobs get to finish.")
     rebalance_grace_s: float = Field(default=10.0, ge=0, description="Rebalance: time running jobs get to finish.")
