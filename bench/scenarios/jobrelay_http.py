@@ -28,9 +28,11 @@ NAME = "jobrelay-http"
 
 
 # Connections to the intake, open and closed loop alike (more requests wait in the client's pool,
-# their latency still counted from the scheduled send). One intake process serves ~500 req/s
-# at 16-50 connections here and collapses to a fraction of it at 256 (see bench/PROFILE.md).
-HTTP_CONNECTIONS = 32
+# their latency still counted from the scheduled send). The load generator is one Python process
+# with httpx, whose CPU per request grows with the pool: measured on 2 cores against one intake,
+# 8 connections gave 880 req/s (client 0.8 ms CPU per request), 16 gave 650, 32 only 335 with the
+# client at a full core (2.9 ms per request) and the intake at 0.4: at 32 the bench measured itself.
+HTTP_CONNECTIONS = 8
 
 
 def http_client(connections: int = HTTP_CONNECTIONS) -> httpx.AsyncClient:
