@@ -21,7 +21,7 @@ def test_the_processor_accepts_the_bench_settings(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_settings_note_names_each_tuned_setting() -> None:
-    assert settings_note() == "in_flight=1000 pending/part=140 commit=0.1s"
+    assert settings_note() == "in_flight=1000 pending/part=140 commit=0s"
     assert settings_note({}) == ""
 
 
