@@ -78,7 +78,7 @@ async def climb(target: Target, labels: Labels, run: int, plan: Plan) -> list[Me
     (doubling) until one is not kept up."""
     submit, log = target.submit, target.log
     timeout = plan.saturation_s * 6 + plan.drain_timeout
-    in_flight = plan.saturation_in_flight
+    in_flight = target.max_in_flight or plan.saturation_in_flight
     warmup = await closed_loop(submit, log, count=plan.warmup_jobs, timeout=timeout, max_in_flight=in_flight)
     count = saturation_count(warmup.throughput, plan)
     saturation = await closed_loop(submit, log, count=count, timeout=timeout, max_in_flight=in_flight)
@@ -93,6 +93,7 @@ async def climb(target: Target, labels: Labels, run: int, plan: Plan) -> list[Me
             duration=plan.open_duration,
             max_jobs=plan.max_jobs_per_step,
             drain_timeout=plan.drain_timeout,
+            max_in_flight=target.max_in_flight or 10_000,
         )
         row = to_row(labels, run, result, plan, f"open, {plan.open_duration:g} s")
         rows.append(row)

@@ -17,7 +17,7 @@ from bench.jobrelay_stack import COMMON_ENV
 from bench.ladder import Labels, climb
 from bench.loadgen import CompletionLog, Submit, Target
 from bench.scenario import BenchContext, Measurement, RunOnce
-from bench.scenarios.jobrelay_http import http_client, with_connections
+from bench.scenarios.jobrelay_http import HTTP_CONNECTIONS, http_client, with_connections
 from bench.topics import bench_topics
 
 __all__ = ["SCENARIO", "IntakeOnlyScenario", "done_on_return"]
@@ -57,7 +57,7 @@ class IntakeOnlyScenario:
                 ctx.log(f"{NAME}: intake {intake.url}")
                 async with http_client() as client:
                     log = CompletionLog()
-                    target = Target(done_on_return(http_submit(client, intake.url), log), log)
+                    target = Target(done_on_return(http_submit(client, intake.url), log), log, HTTP_CONNECTIONS)
                     labels = Labels(NAME, "POST→202", "subject")
 
                     async def run_once(run: int) -> list[Measurement]:

@@ -70,7 +70,7 @@ class JobrelayHttpScenario:
             async with http_client() as client:
                 log = CompletionLog()
                 async with completed_observer(ctx.kafka, topics, log):
-                    target = Target(http_submit(client, services.intake.url), log)
+                    target = Target(http_submit(client, services.intake.url), log, HTTP_CONNECTIONS)
                     labels = Labels(NAME, "POST→completed", "subject")
 
                     async def run_once(run: int) -> list[Measurement]:
