@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobrelay.dev.localkafka import port_open, project_root
+from jobrelay.dev.localkafka import port_open, project_root, stop_pid
 
 __all__ = ["JAEGER_MODULE_VERSION", "JAEGER_VERSION", "JaegerPorts", "LocalJaeger", "LocalJaegerError"]
 
@@ -226,14 +225,8 @@ class LocalJaeger:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and self.running_pid() == pid:  # a zombie has no cmdline
-            time.sleep(0.1)
-        if self.running_pid() == pid:
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, self.running_pid, self._proc, grace)
         if self._proc is not None and self._proc.pid == pid:
-            self._proc.wait(timeout=10)
-            self._proc = None
+            self._proc = None  # reaped by stop_pid
         self.pid_file.unlink(missing_ok=True)
         return True

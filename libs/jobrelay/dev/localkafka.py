@@ -16,10 +16,11 @@ import string
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError", "project_root"]
+__all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError", "project_root", "stop_pid"]
 
 KAFKA_VERSION = "4.3.1"
 MAIN_CLASS = "kafka.Kafka"
@@ -55,6 +56,24 @@ def project_root() -> Path:
         if (parent / "deploy" / "kafka" / "pom.xml").is_file():
             return parent
     return Path.cwd()
+
+
+def stop_pid(
+    pid: int, running_pid: Callable[[], int | None], proc: subprocess.Popen[bytes] | None, grace: float
+) -> None:
+    """SIGTERM `pid`; SIGKILL it if `running_pid()` still names it after `grace` s; reap it if it is `proc`.
+
+    `running_pid` checks the PID file against /proc, so a recycled PID is never signalled twice
+    and a zombie (no cmdline) counts as stopped.
+    """
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and running_pid() == pid:
+        time.sleep(0.1)
+    if running_pid() == pid:
+        os.kill(pid, signal.SIGKILL)
+    if proc is not None and proc.pid == pid:
+        proc.wait(timeout=10)  # reap our child
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -202,15 +221,9 @@ class LocalKafka:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and self.running_pid() == pid:
-            time.sleep(0.1)
-        if self.running_pid() == pid:
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, self.running_pid, self._proc, grace)
         if self._proc is not None and self._proc.pid == pid:
-            self._proc.wait(timeout=10)  # reap our child
-            self._proc = None
+            self._proc = None  # reaped by stop_pid
         self.pid_file.unlink(missing_ok=True)
         return True
 
