@@ -1,20 +1,33 @@
-"""Run a FastAPI app under uvicorn with jobrelay's logging and graceful SIGTERM.
+"""Run a service: uvloop as the event loop, and a FastAPI app under uvicorn with graceful SIGTERM.
 
 uvicorn turns SIGTERM/SIGINT into a graceful exit: it stops accepting, lets in-flight requests
 finish (up to `grace` seconds), then runs the app's lifespan shutdown, where each service stops
 its consumer loop and flushes its producer. The process then exits 0: a graceful stop is a
 success, not a death by signal.
+
+Every service runs on uvloop and uvicorn's httptools parser (the `uvicorn[standard]` extras):
+with asyncio's selector loop and the pure-Python h11 parser the HTTP path cost about twice the CPU.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
-__all__ = ["serve"]
+__all__ = ["run_service", "serve"]
+
+T = TypeVar("T")
+
+
+def run_service(main: Coroutine[Any, Any, T]) -> T:
+    """Run a service's main coroutine to completion on a uvloop event loop."""
+    return uvloop.run(main)
 
 
 async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> None:
@@ -27,6 +40,8 @@ async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> N
         access_log=False,
         timeout_graceful_shutdown=int(grace),
         lifespan="on",
+        loop="none",  # the running loop (uvloop, from run_service) is used as it is
+        http="httptools",
     )
     if threading.current_thread() is threading.main_thread():
         # uvicorn restores the previous handlers and re-raises the signal it handled once it has

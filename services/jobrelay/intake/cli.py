@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 __all__ = ["app"]
@@ -24,4 +22,6 @@ def main(
     from jobrelay.intake.settings import IntakeSettings
 
     overrides = {name: value for name, value in {"host": host, "port": port}.items() if value is not None}
-    asyncio.run(run(IntakeSettings(**overrides)))  # type: ignore[arg-type]
+    from jobrelay.http import run_service
+
+    run_service(run(IntakeSettings(**overrides)))  # type: ignore[arg-type]

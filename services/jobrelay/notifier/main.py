@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
-from jobrelay.http import health_router, serve
+from jobrelay.http import health_router, run_service, serve
 from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, make_producer
 from jobrelay.messaging.loop import ConsumerLoop
 from jobrelay.notifier.attempt import Attempter
@@ -155,4 +155,4 @@ def run() -> None:
     if not settings.signing_secrets:
         log.warning("no JOBRELAY_NOTIFIER_SIGNING_SECRETS: callback deliveries are recorded and held, never unsigned")
     app = create_app(settings, KafkaSettings(), TopicSettings())
-    asyncio.run(serve(app, settings.host, settings.port, grace=settings.shutdown_grace + 5))
+    run_service(serve(app, settings.host, settings.port, grace=settings.shutdown_grace + 5))

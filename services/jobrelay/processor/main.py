@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
-from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.http import health_router, install_problem_handlers, run_service, serve
 from jobrelay.observability import configure_logging, configure_tracing, get_logger
 from jobrelay.processor.engine import Engine
 from jobrelay.processor.handlers import Registry, load_registry
@@ -82,4 +81,4 @@ async def run(config: Config) -> int:
 
 def main() -> None:
     """Entry point of `python -m jobrelay.processor` and `jobrelay processor`."""
-    raise SystemExit(asyncio.run(run(Config())))
+    raise SystemExit(run_service(run(Config())))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from jobrelay.http import run_service
 from jobrelay.projector.main import main
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_service(main())

@@ -20,9 +20,10 @@ def run(ctx: typer.Context) -> None:
     """Run the projector (query API on JOBRELAY_PROJECTOR_HOST:PORT, default 127.0.0.1:8001)."""
     if ctx.invoked_subcommand is not None:
         return
+    from jobrelay.http import run_service
     from jobrelay.projector.main import main
 
-    asyncio.run(main())
+    run_service(main())
 
 
 @app.command()
