@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := all
-.PHONY: all help install lint format types test jaeger run-traced unit integration run kafka-up kafka-down kafka-status topics bench clean
+.PHONY: all help install lint format types test jaeger run-traced unit integration run kafka-up kafka-down kafka-status topics httpgen bench clean
 
 all: test ## lint, type-check and test (the same as `make test`)
 
@@ -67,9 +67,16 @@ kafka-status: $(STAMP) ## is a broker up, and is it ours?
 topics: $(STAMP) ## create the four topics (idempotent)
 	$(BIN)/jobrelay topics ensure
 
+# The bench's HTTP load generator (bench/httpgen, Go standard library only) is built with the Go
+# toolchain into .cache/httpgen (seconds, once per source change); the HTTP scenarios need it.
+httpgen: $(STAMP) ## build the bench's compiled HTTP load generator unless it is cached
+	$(BIN)/python -m bench.httpgen
+
 bench: $(STAMP) ## benchmarks against raw Kafka and Celery+Redis: one table, JSON and PNG in bench/results/
 	command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+	command -v go >/dev/null || test -x /usr/local/go/bin/go || { apt-get update -q && apt-get install -y -q golang-go; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m bench.httpgen
 	@ours=0; $(BIN)/jobrelay dev kafka status >/dev/null 2>&1 || ours=1; \
 	$(BIN)/jobrelay dev kafka up && { $(BIN)/python -m bench $(BENCH_ARGS); rc=$$?; } || rc=$$?; \
 	if [ $$ours = 1 ]; then $(BIN)/jobrelay dev kafka down; fi; exit $$rc

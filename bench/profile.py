@@ -22,11 +22,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.jobrelay_kit import completed_observer, http_submit, publish_submit
+from bench.jobrelay_kit import HTTP_CONNECTIONS, completed_observer, http_client, http_submit, publish_submit
 from bench.jobrelay_stack import SETTINGS_NOTE, stack
 from bench.loadgen import CompletionLog, Submit, closed_loop
 from bench.profiling import categorize, cpu_seconds, format_shares, read_collapsed
-from bench.scenarios.jobrelay_http import HTTP_CONNECTIONS, http_client
 from bench.topics import bench_topics
 from jobrelay.config.settings import KafkaSettings
 from jobrelay.sdk.publisher import JobPublisher

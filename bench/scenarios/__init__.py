@@ -22,6 +22,7 @@ _MODULES: dict[str, str] = {
     "jobrelay-publisher": "bench.scenarios.jobrelay_publisher",
     "intake-only": "bench.scenarios.intake_only",
     "projector-rebuild": "bench.scenarios.projector_rebuild",
+    "processor-memory": "bench.scenarios.processor_memory",
     "peer": "bench.scenarios.peer",
     "client-cpu": "bench.scenarios.client_cpu",
 }

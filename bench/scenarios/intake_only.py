@@ -2,7 +2,8 @@
 
 Only the intake runs (nothing consumes job-requested); a job counts as done when its 202
 arrives, so the ladder's saturation row is requests/s and its open-loop rows are the 202
-latency at each offered load, measured from the scheduled send time.
+latency at each offered load, measured from the scheduled send time. httpgen drives it, as in
+"jobrelay-http" (`bench.http_ladder`).
 """
 
 from __future__ import annotations
@@ -12,28 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bench.jobrelay_kit import http_submit, service
+from bench import httpgen
+from bench.http_ladder import HttpSystem, answered_ends, http_climb
+from bench.jobrelay_kit import service
 from bench.jobrelay_stack import COMMON_ENV
-from bench.ladder import Labels, climb
-from bench.loadgen import CompletionLog, Submit, Target
+from bench.ladder import Labels
 from bench.scenario import BenchContext, Measurement, RunOnce
-from bench.scenarios.jobrelay_http import HTTP_CONNECTIONS, http_client, with_connections
+from bench.scenarios.jobrelay_http import NOOP_BODY, provisioned
 from bench.topics import bench_topics
 
-__all__ = ["SCENARIO", "IntakeOnlyScenario", "done_on_return"]
+__all__ = ["SCENARIO", "IntakeOnlyScenario"]
 
 NAME = "intake-only"
-
-
-def done_on_return(submit: Submit, log: CompletionLog) -> Submit:
-    """`submit`, with each key marked complete the moment the submit returns (its 202)."""
-
-    async def submit_and_mark(index: int) -> str:
-        key = await submit(index)
-        log.complete(key)
-        return key
-
-    return submit_and_mark
 
 
 class IntakeOnlyScenario:
@@ -42,12 +33,13 @@ class IntakeOnlyScenario:
     name = NAME
 
     def missing(self) -> str | None:
-        """Nothing beyond the broker every scenario needs."""
-        return None
+        """httpgen, or Go to build it."""
+        return httpgen.missing()
 
     @asynccontextmanager
     async def open(self, ctx: BenchContext) -> AsyncIterator[RunOnce]:
-        """Topics and the intake for all runs; stopped by PID on exit."""
+        """httpgen, topics and the intake for all runs; stopped by PID on exit."""
+        binary = await provisioned(ctx)
         with (
             tempfile.TemporaryDirectory(prefix="jobrelay-bench-") as tmp,
             bench_topics(ctx.kafka, f"{ctx.prefix}intake.", ctx.partitions) as topics,
@@ -55,16 +47,14 @@ class IntakeOnlyScenario:
             env = {**COMMON_ENV, "JOBRELAY_INTAKE_IDEMPOTENCY_DB": str(Path(tmp) / "keys.sqlite3")}
             with service("intake", ctx.kafka, topics, Path(tmp), env) as intake:
                 ctx.log(f"{NAME}: intake {intake.url}")
-                async with http_client() as client:
-                    log = CompletionLog()
-                    target = Target(done_on_return(http_submit(client, intake.url), log), log, HTTP_CONNECTIONS)
-                    labels = Labels(NAME, "POST→202", "subject")
+                system = HttpSystem(f"{intake.url}/v1/jobs", NOOP_BODY, intake.pid, answered_ends)
+                labels = Labels(NAME, "POST→202", "subject")
 
-                    async def run_once(run: int) -> list[Measurement]:
-                        ctx.log(f"{NAME} run {run}")
-                        return [with_connections(row) for row in await climb(target, labels, run, ctx.plan)]
+                async def run_once(run: int) -> list[Measurement]:
+                    ctx.log(f"{NAME} run {run}")
+                    return await http_climb(binary, system, labels, run, ctx.plan, Path(tmp) / "httpgen")
 
-                    yield run_once
+                yield run_once
 
 
 SCENARIO = IntakeOnlyScenario()

@@ -1,51 +1,35 @@
-"""Scenario "jobrelay-http": no-op jobs POSTed to the intake, measured to their JobCompleted.
+"""Scenario "jobrelay-http": POST /v1/jobs → JobCompleted, end to end through every service involved.
 
 The intake, the processor and the projector run as three processes (`bench.jobrelay_stack`);
-the load generator POSTs `bench.noop` jobs over HTTP/1.1 keep-alive connections and a
-read_committed consumer of job-completed marks each job done as a downstream consumer sees it.
+httpgen (compiled, `bench.httpgen`) POSTs `bench.noop` jobs over HTTP/1.1 keep-alive connections,
+open loop at the offered loads and at its maximum rate for saturation (`bench.http_ladder`); a
+read_committed consumer of job-completed marks each job done as a downstream consumer sees it,
+on the wall clock httpgen stamps its sends with. Each job id comes from its 202's body.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 
-import httpx
-
-from bench.jobrelay_kit import completed_observer, http_submit
+from bench import httpgen
+from bench.http_ladder import HttpSystem, completion_ends, http_climb
+from bench.jobrelay_kit import NOOP_TYPE, completed_observer
 from bench.jobrelay_stack import SETTINGS_NOTE, stack, with_settings
-from bench.ladder import Labels, climb
-from bench.loadgen import CompletionLog, Target
+from bench.ladder import Labels
+from bench.loadgen import CompletionLog
 from bench.scenario import BenchContext, Measurement, RunOnce
 from bench.topics import bench_topics
 
-__all__ = ["HTTP_CONNECTIONS", "SCENARIO", "JobrelayHttpScenario", "http_client"]
+__all__ = ["NOOP_BODY", "SCENARIO", "JobrelayHttpScenario", "provisioned"]
 
 NAME = "jobrelay-http"
-
-
-# Connections to the intake, open and closed loop alike (more requests wait in the client's pool,
-# their latency still counted from the scheduled send). The load generator is one Python process
-# with httpx, whose CPU per request grows with the pool: measured on 2 cores against one intake,
-# 8 connections gave 880 req/s (client 0.8 ms CPU per request), 16 gave 650, 32 only 335 with the
-# client at a full core (2.9 ms per request) and the intake at 0.4: at 32 the bench measured itself.
-HTTP_CONNECTIONS = 8
-
-
-def http_client(connections: int = HTTP_CONNECTIONS) -> httpx.AsyncClient:
-    """A keep-alive client with at most `connections` connections."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
-
-
-def with_connections(row: Measurement) -> Measurement:
-    """The row, the saturation one noting the HTTP connection cap."""
-    if row.mode != "saturation":
-        return row
-    return replace(row, notes=f"{row.notes}, {HTTP_CONNECTIONS} connections")
+NOOP_BODY = json.dumps({"type": NOOP_TYPE, "payload": {"n": 1}}).encode()
 
 
 class JobrelayHttpScenario:
@@ -54,12 +38,13 @@ class JobrelayHttpScenario:
     name = NAME
 
     def missing(self) -> str | None:
-        """Nothing beyond the broker every scenario needs."""
-        return None
+        """httpgen, or Go to build it."""
+        return httpgen.missing()
 
     @asynccontextmanager
     async def open(self, ctx: BenchContext) -> AsyncIterator[RunOnce]:
-        """Topics, the three services and one HTTP client for all runs; everything stopped on exit."""
+        """httpgen, topics, the three services and the observer for all runs; everything stopped on exit."""
+        binary = await provisioned(ctx)
         with (
             tempfile.TemporaryDirectory(prefix="jobrelay-bench-") as tmp,
             bench_topics(ctx.kafka, f"{ctx.prefix}http.", ctx.partitions) as topics,
@@ -67,18 +52,23 @@ class JobrelayHttpScenario:
         ):
             assert services.intake is not None  # noqa: S101 - asked for above
             ctx.log(f"{NAME}: intake {services.intake.url}, processor pid {services.processor.pid}; {SETTINGS_NOTE}")
-            async with http_client() as client:
-                log = CompletionLog()
-                async with completed_observer(ctx.kafka, topics, log):
-                    target = Target(http_submit(client, services.intake.url), log, HTTP_CONNECTIONS)
-                    labels = Labels(NAME, "POST→completed", "subject")
+            log = CompletionLog(clock=time.time)  # httpgen's clock
+            system = HttpSystem(f"{services.intake.url}/v1/jobs", NOOP_BODY, services.intake.pid, completion_ends(log))
+            labels = Labels(NAME, "POST→completed", "subject")
+            async with completed_observer(ctx.kafka, topics, log):
 
-                    async def run_once(run: int) -> list[Measurement]:
-                        ctx.log(f"{NAME} run {run}")
-                        rows = await climb(target, labels, run, ctx.plan)
-                        return with_settings([with_connections(row) for row in rows])
+                async def run_once(run: int) -> list[Measurement]:
+                    ctx.log(f"{NAME} run {run}")
+                    return with_settings(await http_climb(binary, system, labels, run, ctx.plan, Path(tmp) / "httpgen"))
 
-                    yield run_once
+                yield run_once
+
+
+async def provisioned(ctx: BenchContext) -> Path:
+    """The httpgen binary, built first (seconds, once per source) if `make httpgen` has not."""
+    if not httpgen.binary().is_file():
+        ctx.log("building bench/httpgen with Go")
+    return await asyncio.to_thread(httpgen.provision)
 
 
 SCENARIO = JobrelayHttpScenario()

@@ -10,6 +10,7 @@ import importlib.util
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from bench.ladder import Labels, climb
@@ -19,6 +20,9 @@ from bench.scenario import BenchContext, Measurement, RunOnce
 __all__ = ["SCENARIO", "PeerScenario"]
 
 NAME = "peer"
+# How the peer is driven, beside jobrelay's HTTP rows (driven by the compiled httpgen): through
+# Celery's own Python client, which is how Celery is used.
+DRIVEN = "driven by Celery's Python client (send_task) in the bench process"
 
 
 class PeerScenario:
@@ -46,7 +50,8 @@ class PeerScenario:
                 async def run_once(run: int) -> list[Measurement]:
                     ctx.log(f"peer run {run}: celery")
                     async with celery_client(url) as target:
-                        return await climb(target, labels, run, ctx.plan)
+                        rows = await climb(target, labels, run, ctx.plan)
+                    return [replace(row, notes=f"{row.notes}; {DRIVEN}") for row in rows]
 
                 yield run_once
 

@@ -1,0 +1,3 @@
+module jobrelay.local/bench/httpgen
+
+go 1.19
