@@ -48,7 +48,7 @@ async def test_the_intake_alone_is_done_at_its_202() -> None:
 async def test_completion_ends_join_ids_with_the_completion_log() -> None:
     log = CompletionLog(clock=time.time)
     log.complete("a")
-    ends = await completion_ends(log)([_hit(0, 1.0, job_id="a"), _hit(1, 1.0, job_id="never")], timeout=0.01)
+    ends = await completion_ends(log)([_hit(0, 1.0, job_id="a"), _hit(1, 1.0, job_id="never")], 0.01)
     assert list(ends) == [0]
     assert log.pending == 1
 
