@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.httpgen import Attack, AttackResult, Hit, attack
 from bench.ladder import Labels, ladder_rates, to_row
 from bench.loadgen import CompletionLog, LoadResult
-from bench.profiling import cpu_seconds
+from bench.profiling import tree_cpu_seconds
 from bench.scenario import Measurement, Plan
 
 __all__ = [
@@ -57,7 +57,7 @@ class HttpSystem:
 
     url: str
     body: bytes
-    server_pid: int  # the process whose CPU per request goes in the notes (the intake)
+    server_pid: int  # the process (with its children) whose CPU per request goes in the notes
     ends: Ends
     server: str = "intake"
 
@@ -127,9 +127,9 @@ def _spec(system: HttpSystem, rate: float | None, duration: float) -> Attack:
 async def _step(
     generator: Path, system: HttpSystem, workdir: Path, rate: float | None, duration: float, wait_s: float
 ) -> tuple[LoadResult, StepCost]:
-    before = cpu_seconds(system.server_pid)
+    before = tree_cpu_seconds(system.server_pid)
     done: AttackResult = await asyncio.to_thread(attack, generator, _spec(system, rate, duration), workdir)
-    cost = StepCost(len(done.hits), done.cpu_s, cpu_seconds(system.server_pid) - before)
+    cost = StepCost(len(done.hits), done.cpu_s, tree_cpu_seconds(system.server_pid) - before)
     ends = await system.ends(done.hits, wait_s)
     planned = round(rate * duration) if rate else len(done.hits)
     return load_result(done.hits, ends, rate, planned), cost

@@ -10,7 +10,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["CATEGORIES", "categorize", "cpu_seconds", "format_shares", "parse_collapsed", "read_collapsed"]
+__all__ = [
+    "CATEGORIES",
+    "categorize",
+    "cpu_seconds",
+    "format_shares",
+    "parse_collapsed",
+    "read_collapsed",
+    "tree_cpu_seconds",
+]
 
 # category -> substrings of a frame ("function (path/file.py:line)") that place it there
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -71,3 +79,21 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of `pid` and of every descendant alive now (a service with worker processes)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += cpu_seconds(current)
+        pending += _children(current)
+    return total

@@ -43,3 +43,8 @@ def test_saturation_lasts_about_the_planned_seconds_within_bounds() -> None:
     assert saturation_count(20.0, plan) == 1_000
     assert saturation_count(1e6, plan) == 50_000
     assert saturation_count(None, plan) == 1_000
+
+
+def test_every_plan_has_the_fixed_offered_loads_of_the_issue() -> None:
+    for plan in (Plan(), Plan.quick()):
+        assert ladder_rates(plan)[:3] == [200, 500, 1_000]
