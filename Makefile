@@ -67,14 +67,14 @@ kafka-status: $(STAMP) ## is a broker up, and is it ours?
 topics: $(STAMP) ## create the four topics (idempotent)
 	$(BIN)/jobrelay topics ensure
 
-# The bench's HTTP load generator (bench/httpgen, Go standard library only) is built with the Go
-# toolchain into .cache/httpgen (seconds, once per source change); the HTTP scenarios need it.
+# The bench's HTTP load generator (bench/httpgen/httpgen.c, libc only) is compiled with the system's
+# C compiler into .cache/httpgen (a second, once per source change); the HTTP scenarios need it.
 httpgen: $(STAMP) ## build the bench's compiled HTTP load generator unless it is cached
 	$(BIN)/python -m bench.httpgen
 
 bench: $(STAMP) ## benchmarks against raw Kafka and Celery+Redis: one table, JSON and PNG in bench/results/
 	command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
-	command -v go >/dev/null || test -x /usr/local/go/bin/go || { apt-get update -q && apt-get install -y -q golang-go; }
+	command -v cc >/dev/null || { apt-get update -q && apt-get install -y -q gcc libc6-dev; }
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench.httpgen
 	@ours=0; $(BIN)/jobrelay dev kafka status >/dev/null 2>&1 || ours=1; \

@@ -33,7 +33,7 @@ class IntakeOnlyScenario:
     name = NAME
 
     def missing(self) -> str | None:
-        """httpgen, or Go to build it."""
+        """httpgen, or a C compiler to build it."""
         return httpgen.missing()
 
     @asynccontextmanager

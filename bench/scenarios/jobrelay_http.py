@@ -38,7 +38,7 @@ class JobrelayHttpScenario:
     name = NAME
 
     def missing(self) -> str | None:
-        """httpgen, or Go to build it."""
+        """httpgen, or a C compiler to build it."""
         return httpgen.missing()
 
     @asynccontextmanager
@@ -65,9 +65,9 @@ class JobrelayHttpScenario:
 
 
 async def provisioned(ctx: BenchContext) -> Path:
-    """The httpgen binary, built first (seconds, once per source) if `make httpgen` has not."""
+    """The httpgen binary, compiled first (a second, once per source) if `make httpgen` has not."""
     if not httpgen.binary().is_file():
-        ctx.log("building bench/httpgen with Go")
+        ctx.log("compiling bench/httpgen")
     return await asyncio.to_thread(httpgen.provision)
 
 

@@ -1,3 +1,0 @@
-module jobrelay.local/bench/httpgen
-
-go 1.19
