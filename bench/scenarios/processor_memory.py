@@ -5,7 +5,7 @@ from a thread, while the services start), runs one processor and the projector a
 "jobrelay-publisher" (`bench.jobrelay_stack`), and samples the processor's resident set size when a
 read_committed reader of job-completed has counted the 100,000th, 200,000th, ... 500,000th outcome.
 The row's throughput is the jobs/s between the first and the last mark; the notes carry the RSS at
-each end and their ratio (flat: within 10 %). `--quick`: 20,000 jobs, marks at 4,000 and 20,000.
+each end and their ratio (flat: within 10 %). `--quick`: 10,000 jobs, marks at 2,000 and 10,000.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = ["FULL_MARKS", "QUICK_MARKS", "SCENARIO", "ProcessorMemoryScenario", "
 
 NAME = "processor-memory"
 FULL_MARKS = (100_000, 200_000, 300_000, 400_000, 500_000)
-QUICK_MARKS = (4_000, 20_000)
+QUICK_MARKS = (2_000, 10_000)
 FLAT = 1.10  # RSS at the last mark ÷ RSS at the first, at most
 RUN_DEADLINE_S = 420.0  # per run: two of them stay within the runner's 900 s budget per scenario
 _MIB = 1024 * 1024
