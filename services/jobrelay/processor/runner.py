@@ -126,7 +126,7 @@ class JobRun:
 
     async def _execute(self, attempt: int) -> tuple[_Outcome, datetime]:
         started_at = utcnow()
-        await self.worker.start(self.received.offset, attempt, self._progress(attempt, ProgressKind.STARTED))
+        self.worker.start(self.received.offset, attempt, self._progress(attempt, ProgressKind.STARTED))
         metrics.JOBS_STARTED.labels(self.request.job_type).inc()
         log.info("job started", attempt=attempt)
         timeout = self.request.timeout_s or self.config.default_timeout_s
