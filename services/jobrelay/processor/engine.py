@@ -83,7 +83,8 @@ class Engine:
         )
 
     async def handle(self, batch: Sequence[Received]) -> None:
-        """Admit each record of the batch (the ConsumerLoop's batch handler); never waits for jobs."""
+        """Admit each record of the batch (the fetcher's batch handler); never waits for jobs."""
+        self.seen.prefetch(r.event.job_id for r in batch if isinstance(r.event, JobRequested))
         for received in batch:
             worker = self.workers.get(received.partition)
             if worker is None or worker.closing:

@@ -94,6 +94,7 @@ class Fetcher:
         self._sink: Sink | None = None
         self.topic, self.history_topic = topic, history_topic
         self.rebalance_grace_s, self.timeout_s = rebalance_grace_s, timeout_s
+        self._consumed = CONSUMED.labels("processor", topic)
         self.group_metadata: object | None = None  # the latest, for send_offsets_to_transaction
         self._commands: queue.SimpleQueue[Callable[[Consumer], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -144,13 +145,13 @@ class Fetcher:
 
     async def _deliver(self, messages: list[Message]) -> None:
         batch: list[Received] = []
+        self._consumed.inc(len(messages))
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", error=str(error))
                 continue
-            CONSUMED.labels("processor", self.topic).inc()
             record = to_record(message)
             try:
                 event = self.codec.decode(

@@ -23,7 +23,7 @@ from jobrelay.jobs.events import Event
 from jobrelay.messaging.clients import topic_for
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.headers import event_headers
-from jobrelay.observability.tracing import produce_span
+from jobrelay.observability.tracing import is_recording, produce_span
 from jobrelay.processor.kafka import Output
 from jobrelay.processor.ledger import Attempted, Ledger
 from jobrelay.processor.outbox import Outbox
@@ -69,9 +69,13 @@ class PartitionWorker:
 
     def emit(self, *events: Event) -> None:
         """Queue events for the next transaction (trace headers from the current context)."""
+        recording = is_recording()
         for event in events:
             topic = topic_for(event, self.topics)
-            with produce_span(topic, event.job_id):
+            if recording:
+                with produce_span(topic, event.job_id):
+                    headers = event_headers(event, SOURCE)
+            else:  # the job's consume span is the parent readers continue from: same trace, two spans fewer
                 headers = event_headers(event, SOURCE)
             key = event.job_id.encode() if event.job_id else None
             self.outbox.emit(Output(topic, self.partition, key, self.codec.encode(event), headers))
