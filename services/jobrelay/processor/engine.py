@@ -109,7 +109,7 @@ class Engine:
         verdict = admit(received, finished=worker.ledger.is_done(offset), seen=self.seen, registry=self.registry)
         if verdict.verdict in ("finished", "duplicate"):
             if verdict.verdict == "duplicate":
-                metrics.DUPLICATES.labels("ignored").inc()
+                metrics.child(metrics.DUPLICATES, "ignored").inc()
                 log.info("duplicate request ignored", job_id=_job_id(received), offset=offset)
             worker.skip(offset)
             return
@@ -137,7 +137,7 @@ class Engine:
             if isinstance(event, JobDeadLettered):
                 DEAD_LETTERED.labels("processor", event.reason.value).inc()
         if verdict == "conflict":
-            metrics.DUPLICATES.labels("conflict").inc()
+            metrics.child(metrics.DUPLICATES, "conflict").inc()
         log.warning("request not run", verdict=verdict, job_id=_job_id(received), offset=received.offset)
 
     def balance(self) -> None:

@@ -17,13 +17,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from confluent_kafka import TopicPartition
+from opentelemetry import trace
 
 from jobrelay.config.settings import TopicSettings
 from jobrelay.jobs.events import Event
 from jobrelay.messaging.clients import topic_for
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.headers import event_headers
-from jobrelay.observability.tracing import is_recording, produce_span
+from jobrelay.observability.tracing import KafkaHeaders, inject_context, is_recording, produce_span
 from jobrelay.processor.kafka import Output
 from jobrelay.processor.ledger import Attempted, Ledger
 from jobrelay.processor.outbox import Outbox
@@ -31,6 +32,22 @@ from jobrelay.processor.outbox import Outbox
 __all__ = ["PartitionWorker"]
 
 SOURCE = "/jobrelay/processor"
+
+
+_TRACE_HEADERS: dict[tuple[int, int], KafkaHeaders] = {}
+
+
+def _trace_headers() -> KafkaHeaders:
+    """The current span's trace headers, injected once per span (a job emits several events from one)."""
+    context = trace.get_current_span().get_span_context()
+    key = (context.trace_id, context.span_id)
+    headers = _TRACE_HEADERS.get(key)
+    if headers is None:
+        if len(_TRACE_HEADERS) > 10_000:
+            _TRACE_HEADERS.clear()
+        headers = _TRACE_HEADERS[key] = []
+        inject_context(headers)
+    return headers
 
 
 class PartitionWorker:
@@ -76,7 +93,7 @@ class PartitionWorker:
                 with produce_span(topic, event.job_id):
                     headers = event_headers(event, SOURCE)
             else:  # the job's consume span is the parent readers continue from: same trace, two spans fewer
-                headers = event_headers(event, SOURCE)
+                headers = event_headers(event, SOURCE, _trace_headers())
             key = event.job_id.encode() if event.job_id else None
             self.outbox.emit(Output(topic, self.partition, key, self.codec.encode(event), headers))
         self.outbox.touch(self)
