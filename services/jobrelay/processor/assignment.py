@@ -67,7 +67,8 @@ def read_history(
         while remaining:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} partitions {sorted(remaining)} took too long")
-            for message in reader.consume(1000, 0.2):
+            first = reader.poll(0.2)
+            for message in [first, *reader.consume(999, 0)] if first is not None else []:
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
