@@ -179,6 +179,7 @@ class Engine:
             await self.outbox.flush()  # their outputs and final offsets, before the partitions move
         finally:
             for worker, result in zip(workers, cut_off, strict=True):
+                worker.live = False
                 self.workers.pop(worker.partition, None)
                 self._paused.discard(worker.partition)
                 if isinstance(result, BaseException):
@@ -189,8 +190,10 @@ class Engine:
     async def lost(self, partitions: Sequence[int]) -> None:
         """Partitions another owner already has: stop their jobs and drop what they queued."""
         workers = [self.workers.pop(p) for p in partitions if p in self.workers]
+        for worker in workers:
+            worker.live = False
         await asyncio.gather(*(worker.close(0) for worker in workers), return_exceptions=True)
-        self.outbox.forget(set(partitions))
+        self.outbox.forget()
         self._paused.difference_update(partitions)
 
     async def shutdown(self) -> None:

@@ -32,7 +32,15 @@ from jobrelay.config.settings import KafkaSettings
 from jobrelay.messaging.confluent import consumer_config, producer_config
 from jobrelay.processor.settings import ProcessorSettings
 
-__all__ = ["Output", "TransactionalWriter", "lock_slot", "make_group_consumer", "make_reader", "transactional_id"]
+__all__ = [
+    "Aborted",
+    "Output",
+    "TransactionalWriter",
+    "lock_slot",
+    "make_group_consumer",
+    "make_reader",
+    "transactional_id",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,10 @@ def transactional_id(settings: ProcessorSettings, slot: int) -> str:
     return f"{settings.transactional_id_prefix}.{settings.group_id}.{socket.gethostname()}.{slot}"
 
 
+class Aborted(Exception):
+    """A transaction was rolled back; nothing of it is visible to read_committed readers."""
+
+
 class TransactionalWriter:
     """Writes batches of outputs and input offsets in one transaction each (blocking; call off the loop)."""
 
@@ -115,19 +127,25 @@ class TransactionalWriter:
         """Register the transactional id (fences and aborts a predecessor with the same id)."""
         self.producer.init_transactions(self.timeout * 3)
 
-    def write(self, outputs: list[Output], offsets: list[TopicPartition], on_retry: Callable[[str], None]) -> None:
-        """One transaction with `outputs` and `offsets`; retried while Kafka says it can be."""
-        for attempt in range(1, 6):
+    def write(self, outputs: list[Output], offsets: list[TopicPartition]) -> None:
+        """One transaction with `outputs` and `offsets`; raises `Aborted` when it was rolled back.
+
+        Nothing is retried here: after an abort (a rebalance moved partitions, a coordinator moved, a
+        timeout) the caller decides again what still belongs in a transaction, so outputs of a
+        partition this process lost meanwhile are never committed by a retry.
+        """
+        try:
+            self._transaction(outputs, offsets)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal():
+                raise
             try:
-                self._transaction(outputs, offsets)
-                return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.fatal() or attempt == 5 or not (error.txn_requires_abort() or error.retriable()):
+                self.producer.abort_transaction(self.timeout)
+            except KafkaException as failed:
+                if failed.args[0].fatal():
                     raise
-                on_retry(str(error))
-                if error.txn_requires_abort():
-                    self.producer.abort_transaction(self.timeout)
+            raise Aborted(str(error)) from exc
 
     def _transaction(self, outputs: list[Output], offsets: list[TopicPartition]) -> None:
         producer = self.producer

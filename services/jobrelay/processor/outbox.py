@@ -22,16 +22,19 @@ from confluent_kafka import TopicPartition
 
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import PRODUCED
-from jobrelay.processor.kafka import Output, TransactionalWriter
+from jobrelay.processor.kafka import Aborted, Output, TransactionalWriter
 from jobrelay.processor.metrics import TRANSACTION_SECONDS, TRANSACTIONS
 
 __all__ = ["Outbox", "Positioned"]
 
 log = get_logger(__name__)
+_BACKOFF_S, _BACKOFF_MAX_S = 0.05, 2.0
 
 
 class Positioned(Protocol):
     """A partition whose commit point and ledger metadata go into the next transaction."""
+
+    live: bool  # False once the partition was handed back or lost: what it queued is no longer ours
 
     @property
     def partition(self) -> int:
@@ -56,7 +59,7 @@ class Outbox:
     ) -> None:
         self.writer, self.topic, self.linger, self.on_fatal = writer, topic, linger, on_fatal
         self.failed: BaseException | None = None
-        self._outputs: list[Output] = []
+        self._outputs: list[tuple[Positioned, Output]] = []
         self._dirty: dict[int, Positioned] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
@@ -64,9 +67,9 @@ class Outbox:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="processor-txn")
         self._task = asyncio.create_task(self._run(), name="processor-outbox")
 
-    def emit(self, output: Output) -> None:
-        """Queue an encoded event for the next transaction."""
-        self._outputs.append(output)
+    def emit(self, source: Positioned, output: Output) -> None:
+        """Queue an encoded event of `source`'s for the next transaction."""
+        self._outputs.append((source, output))
         self._wake.set()
 
     def touch(self, source: Positioned) -> None:
@@ -87,11 +90,10 @@ class Outbox:
         self._wake.set()
         await waiter
 
-    def forget(self, partitions: set[int]) -> None:
-        """Drop what is queued for partitions that are no longer ours (lost to another owner)."""
-        self._outputs = [o for o in self._outputs if o.partition not in partitions]
-        for partition in partitions:
-            self._dirty.pop(partition, None)
+    def forget(self) -> None:
+        """Drop what is queued by sources that are no longer live (lost to another owner)."""
+        self._outputs = [pair for pair in self._outputs if pair[0].live]
+        self._dirty = {p: source for p, source in self._dirty.items() if source.live}
 
     async def close(self) -> None:
         """Commit what is left, then stop the transaction task."""
@@ -104,6 +106,7 @@ class Outbox:
             self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
+        backoff = _BACKOFF_S
         while True:
             await self._wake.wait()
             if self.linger:
@@ -112,31 +115,52 @@ class Outbox:
             outputs, dirty, waiters = self._outputs, self._dirty, self._waiters
             self._outputs, self._dirty, self._waiters = [], {}, []
             if outputs or dirty:
-                offsets = [TopicPartition(self.topic, p, *source.position()) for p, source in dirty.items()]
                 self._inflight = asyncio.get_running_loop().create_future()
                 try:
-                    await self._commit(outputs, offsets)
+                    await self._commit(outputs, dirty)
+                except Aborted as exc:
+                    backoff = await self._requeue(outputs, dirty, waiters, exc, backoff)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - ends the outbox; nobody may wait on it forever
                     self._fail(exc, [*waiters, self._inflight])
                     return
+                backoff = _BACKOFF_S
                 waiters.append(self._inflight)
                 self._inflight = None
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def _commit(self, outputs: list[Output], offsets: list[TopicPartition]) -> None:
+    async def _requeue(
+        self,
+        outputs: list[tuple[Positioned, Output]],
+        dirty: dict[int, Positioned],
+        waiters: list[asyncio.Future[None]],
+        exc: Aborted,
+        backoff: float,
+    ) -> float:
+        """Put an aborted batch back (only what live partitions queued), and wait before the next try."""
+        TRANSACTIONS.labels("aborted").inc()
+        log.warning("transaction aborted; retrying what is still ours", error=str(exc), retry_in_s=backoff)
+        self._outputs = [pair for pair in outputs if pair[0].live] + self._outputs
+        self._dirty = {p: source for p, source in dirty.items() if source.live} | self._dirty
+        self._waiters = [*waiters, *self._waiters]
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            self._waiters.append(inflight)
+        await asyncio.sleep(backoff)  # a rebalance or a coordinator move settles meanwhile
+        self._wake.set()
+        return min(backoff * 2, _BACKOFF_MAX_S)
+
+    async def _commit(self, outputs: list[tuple[Positioned, Output]], dirty: dict[int, Positioned]) -> None:
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.writer.write, outputs, offsets, self._retried)
+        offsets = [TopicPartition(self.topic, p, *source.position()) for p, source in dirty.items()]
+        records = [output for _, output in outputs]
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.writer.write, records, offsets)
         TRANSACTION_SECONDS.observe(time.perf_counter() - started)
         TRANSACTIONS.labels("committed").inc()
-        for topic, count in Counter(o.topic for o in outputs).items():
+        for topic, count in Counter(o.topic for o in records).items():
             PRODUCED.labels("processor", topic).inc(count)
-
-    def _retried(self, error: str) -> None:
-        TRANSACTIONS.labels("retried").inc()
-        log.warning("transaction retried", error=error)
 
     def _fail(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
         self.failed = exc

@@ -66,6 +66,7 @@ class PartitionWorker:
         self.tp, self.outbox, self.codec, self.topics = tp, outbox, codec, topics
         self.ledger, self.on_change = ledger, on_change
         self.closing = False
+        self.live = True  # False once handed back or lost: the outbox no longer commits what it queued
         self.running: set[asyncio.Task[Any]] = set()  # jobs past their start: waited for on close
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -95,7 +96,7 @@ class PartitionWorker:
             else:  # the job's consume span is the parent readers continue from: same trace, two spans fewer
                 headers = event_headers(event, SOURCE, _trace_headers())
             key = event.job_id.encode() if event.job_id else None
-            self.outbox.emit(Output(topic, self.partition, key, self.codec.encode(event), headers))
+            self.outbox.emit(self, Output(topic, self.partition, key, self.codec.encode(event), headers))
         self.outbox.touch(self)
 
     def start(self, offset: int, attempt: int, started: Event) -> None:
