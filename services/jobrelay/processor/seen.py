@@ -70,7 +70,7 @@ class SeenIndex:
         return row[0] if row is not None else None
 
     def put(self, job_id: str, request_hash: str, at_ms: int | None = None) -> None:
-        """Remember `job_id` (first writer wins: a known id keeps its hash)."""
+        """Remember `job_id`: a new id, or one re-read from history with the hash it has (not checked here)."""
         key = _key(job_id)
         if key not in self._recent:
             self._recent[key] = (request_hash, at_ms if at_ms is not None else int(time.time() * 1000))
@@ -78,7 +78,8 @@ class SeenIndex:
                 self._move()
 
     def __len__(self) -> int:
-        return len(self._recent) + int(self._db.execute("SELECT count(*) FROM seen").fetchone()[0])
+        on_disk = {row[0] for row in self._db.execute("SELECT job_id FROM seen")}
+        return len(on_disk | self._recent.keys())
 
     def _move(self) -> None:
         entries = [(key, value, at) for key, (value, at) in self._recent.items()]
