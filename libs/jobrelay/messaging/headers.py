@@ -18,8 +18,12 @@ CE_TYPES: dict[type[Event], str] = {
 }
 
 
-def event_headers(event: Event, source: str) -> KafkaHeaders:
-    """`ce_*` headers describing `event`, `content-type`, and the current trace context."""
+def event_headers(event: Event, source: str, trace: KafkaHeaders | None = None) -> KafkaHeaders:
+    """`ce_*` headers describing `event`, `content-type`, and the current trace context.
+
+    `trace`: trace headers taken earlier in the same context (`inject_context` on an empty list),
+    for a caller that writes several events from one span.
+    """
     headers: KafkaHeaders = [
         ("ce_specversion", b"1.0"),
         ("ce_id", event.event_id.encode()),
@@ -30,7 +34,10 @@ def event_headers(event: Event, source: str) -> KafkaHeaders:
     ]
     if event.job_id:
         headers.append(("ce_subject", event.job_id.encode()))
-    inject_context(headers)
+    if trace is None:
+        inject_context(headers)
+    else:
+        headers.extend(trace)
     return headers
 
 

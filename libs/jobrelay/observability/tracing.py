@@ -25,6 +25,7 @@ __all__ = [
     "consume_span",
     "extract_context",
     "inject_context",
+    "is_recording",
     "make_tracer_provider",
     "produce_span",
 ]
@@ -77,9 +78,19 @@ def make_tracer_provider(
 
 def configure_tracing(service: str, otlp_endpoint: str | None = None, *, record: bool | None = None) -> TracerProvider:
     """Install the process's tracer provider (`make_tracer_provider`)."""
+    global _RECORDING
     provider = make_tracer_provider(service, otlp_endpoint, record=record)
     trace.set_tracer_provider(provider)
+    _RECORDING = bool(otlp_endpoint) if record is None else record
     return provider
+
+
+_RECORDING = True  # until configure_tracing says otherwise (tests install their own providers)
+
+
+def is_recording() -> bool:
+    """Whether this process records spans (an exporter is configured); hot paths skip the optional ones."""
+    return _RECORDING
 
 
 def inject_context(headers: KafkaHeaders) -> None:

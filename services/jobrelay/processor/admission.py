@@ -18,18 +18,25 @@ Every kind of bad input has one clear outcome, and none is lost:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from jobrelay.jobs.events import DeadLetterReason, Event, JobError, JobRequested, TerminalStatus
 from jobrelay.messaging.loop import Received
 from jobrelay.processor.handlers import Handler, Registry
 from jobrelay.processor.outputs import completed, dead_letter
 
-__all__ = ["Admission", "admit"]
+__all__ = ["Admission", "Known", "admit"]
 
 Verdict = Literal["run", "finished", "duplicate", "conflict", "invalid", "unknown_type"]
+
+
+class Known(Protocol):
+    """The jobs known so far: job id → request hash (a dict will do)."""
+
+    def get(self, job_id: str, /) -> str | None:
+        """The request hash of `job_id`, if known."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,7 @@ class Admission:
     payload: Any = None
 
 
-def admit(received: Received, *, finished: bool, seen: Mapping[str, str], registry: Registry) -> Admission:
+def admit(received: Received, *, finished: bool, seen: Known, registry: Registry) -> Admission:
     """Decide what happens to `received`; `seen` maps known job ids to their request hash."""
     request = received.event
     if finished:

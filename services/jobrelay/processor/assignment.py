@@ -1,93 +1,91 @@
-"""Taking over a partition: fence its previous owner, restore its ledger, remember its jobs.
+"""Taking over partitions: restore their ledgers from the committed offsets, remember their jobs.
 
-The order matters: the new owner's transactional producer is initialised first, which fences the
-previous owner and aborts its open transaction; only then are the committed offset (with the
-ledger in its metadata) and the co-partitioned job-completed partition read, so neither can change
-under the new owner's feet.
+Runs in the consumer's rebalance callback, for every newly assigned partition at once. The
+committed offsets are read as stable offsets (read_committed: librdkafka waits while a previous
+owner's transaction that commits offsets for them is still open), so the ledger in their metadata
+is the last committed word; then the co-partitioned job-completed partitions are read up to their
+last stable offset, so every job the previous owner finished is known before a record runs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted
-from jobrelay.messaging.clients import make_producer
 from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.processor.ledger import Ledger
-from jobrelay.processor.settings import ProcessorSettings
 
-__all__ = ["Takeover", "read_seen", "take_over", "transactional_id"]
+__all__ = ["Takeover", "read_history", "restore_ledgers"]
 
 _HISTORY_DEADLINE_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
 class Takeover:
-    """What a new owner of a partition starts from."""
+    """A newly owned partition and its restored ledger."""
 
-    producer: AIOKafkaProducer
+    tp: TopicPartition
     ledger: Ledger
-    seen: dict[str, str]
 
 
-def transactional_id(settings: ProcessorSettings, tp: TopicPartition) -> str:
-    """The partition's transactional id: stable across processes, unique per group and partition."""
-    return f"{settings.transactional_id_prefix}.{settings.group_id}.{tp.topic}.{tp.partition}"
-
-
-async def take_over(
-    tp: TopicPartition,
-    *,
-    kafka: KafkaSettings,
-    settings: ProcessorSettings,
-    topics: TopicSettings,
-    codec: AvroCodec,
-    admin: AIOKafkaAdminClient,
-    reader: AIOKafkaConsumer,
-    consumer: AIOKafkaConsumer,
-) -> Takeover:
-    """Fence, restore and position the group consumer at the partition's committed offset."""
-    producer = make_producer(kafka, f"processor-{tp.partition}", transactional_id=transactional_id(settings, tp))
-    await producer.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(settings.group_id, partitions=[tp])
-        committed = offsets.get(tp)
-        if committed is None or committed.offset < 0:
-            ledger = Ledger((await consumer.beginning_offsets([tp]))[tp])
+def restore_ledgers(consumer: Consumer, partitions: Sequence[TopicPartition], timeout: float) -> list[Takeover]:
+    """Each partition's ledger, from its committed offset and metadata (or its first offset when none)."""
+    committed = consumer.committed(list(partitions), timeout=timeout)
+    takeovers = []
+    for tp in committed:
+        if tp.offset < 0:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            ledger = Ledger(max(0, low))
         else:
-            ledger = Ledger.restore(committed.offset, committed.metadata or "")
-        completed = TopicPartition(topics.completed, tp.partition)
-        seen = await read_seen(reader, codec, completed, since_ms=int((time.time() - settings.dedupe_window_s) * 1000))
-    except BaseException:
-        await producer.stop()
-        raise
-    consumer.seek(tp, ledger.commit_point())
-    return Takeover(producer, ledger, seen)
+            ledger = Ledger.restore(tp.offset, tp.metadata or "")
+        takeovers.append(Takeover(TopicPartition(tp.topic, tp.partition), ledger))
+    return takeovers
 
 
-async def read_seen(reader: AIOKafkaConsumer, codec: AvroCodec, tp: TopicPartition, *, since_ms: int) -> dict[str, str]:
-    """Job id -> request hash of every job completed on `tp` since `since_ms` (read_committed)."""
-    reader.assign([tp])
-    start = (await reader.offsets_for_times({tp: max(0, since_ms)}))[tp]
-    end = (await reader.end_offsets([tp]))[tp]
-    if start is None or start.offset >= end:
-        return {}
-    reader.seek(tp, start.offset)
-    seen: dict[str, str] = {}
+def read_history(
+    reader: Consumer,
+    codec: AvroCodec,
+    topic: str,
+    partitions: Sequence[int],
+    *,
+    since_ms: int,
+    remember: Callable[[str, str, int], None],
+) -> int:
+    """Call `remember(job_id, request_hash, at_ms)` for every job completed on `partitions` since `since_ms`."""
+    starts = reader.offsets_for_times([TopicPartition(topic, p, max(0, since_ms)) for p in partitions], timeout=30)
+    todo = [tp for tp in starts if tp.offset >= 0]
+    if not todo:
+        return 0
+    reader.assign(todo)
+    remaining, count = {tp.partition for tp in todo}, 0
     deadline = time.monotonic() + _HISTORY_DEADLINE_S
-    while await reader.position(tp) < end:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {tp.topic}[{tp.partition}] up to offset {end} took too long")
-        for record in (await reader.getmany(tp, timeout_ms=200)).get(tp, []):
-            try:
-                event = codec.decode(record.value)
-            except SerializationError:
-                continue  # not ours to judge here: job-completed's own readers dead-letter it
-            if isinstance(event, JobCompleted):
-                seen[event.job_id] = event.request_hash
-    return seen
+    try:
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} partitions {sorted(remaining)} took too long")
+            first = reader.poll(0.2)
+            for message in [first, *reader.consume(999, 0)] if first is not None else []:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(message.partition())
+                    continue
+                count += _remember(codec, message.value(), remember)
+    finally:
+        reader.unassign()
+    return count
+
+
+def _remember(codec: AvroCodec, value: bytes | None, remember: Callable[[str, str, int], None]) -> int:
+    try:
+        event = codec.decode(value or b"")
+    except SerializationError:
+        return 0  # not ours to judge here: job-completed's own readers dead-letter it
+    if not isinstance(event, JobCompleted):
+        return 0
+    remember(event.job_id, event.request_hash, int(event.occurred_at.timestamp() * 1000))
+    return 1

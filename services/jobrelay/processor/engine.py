@@ -1,23 +1,23 @@
 """The engine: owned partitions, admission of records, bounded concurrency, pausing, draining.
 
-It plugs into the shared ConsumerLoop (commit=False: offsets go through the partitions'
-transactions): `handle` is its batch handler and only hands work out, so fetching never waits
-for a job; `on_poison` takes the undecodable records, so their dead letters are written in the
-partition's transaction too. A partition pauses while it holds `max_pending_per_partition`
-unfinished jobs or `max_window` offsets above its commit point, and resumes as jobs finish.
+The fetcher (`jobrelay.processor.fetcher`) hands it decoded batches (`handle`), undecodable
+records (`on_poison`, dead-lettered in the next transaction) and rebalances (`assigned`,
+`revoked`, `lost`). `handle` only hands work out, so fetching never waits for a job. A partition
+pauses while it holds `max_pending_per_partition` unfinished jobs or `max_window` offsets above
+its commit point, and resumes as jobs finish. Every partition's outputs and offsets go out
+through one outbox, in one transaction at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord
+from confluent_kafka import TopicPartition
 
-from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.config.settings import TopicSettings
 from jobrelay.jobs.events import DeadLetterReason, Event, JobDeadLettered, JobRequested
 from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.messaging.loop import Received
@@ -25,25 +25,28 @@ from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import DEAD_LETTERED
 from jobrelay.processor import metrics
 from jobrelay.processor.admission import admit
-from jobrelay.processor.assignment import take_over
+from jobrelay.processor.assignment import Takeover
 from jobrelay.processor.handlers import Registry
+from jobrelay.processor.outbox import Outbox
 from jobrelay.processor.outputs import dead_letter
 from jobrelay.processor.partition import PartitionWorker
 from jobrelay.processor.runner import JobRun, RunConfig
+from jobrelay.processor.seen import SeenIndex
 from jobrelay.processor.settings import ProcessorSettings
 
-__all__ = ["Clients", "Engine"]
+__all__ = ["Engine", "Pausing"]
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The Kafka clients the engine works with (built and closed by the service)."""
+class Pausing(Protocol):
+    """Pauses and resumes the fetching of partitions."""
 
-    consumer: AIOKafkaConsumer  # the group member on job-requested
-    admin: AIOKafkaAdminClient  # reads committed offsets with their metadata
-    reader: AIOKafkaConsumer  # reads job-completed on takeover
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """Stop fetching `partitions`."""
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        """Fetch `partitions` again."""
 
 
 class Engine:
@@ -51,24 +54,25 @@ class Engine:
 
     def __init__(
         self,
-        clients: Clients,
+        fetching: Pausing,
+        outbox: Outbox,
+        seen: SeenIndex,
         codec: AvroCodec,
         registry: Registry,
         *,
-        kafka: KafkaSettings,
         topics: TopicSettings,
         settings: ProcessorSettings,
         on_fatal: Callable[[BaseException], None],
     ) -> None:
-        self.clients, self.codec, self.registry = clients, codec, registry
-        self.kafka, self.topics, self.settings = kafka, topics, settings
+        self.fetching, self.outbox, self.seen = fetching, outbox, seen
+        self.codec, self.registry, self.topics, self.settings = codec, registry, topics, settings
         self.workers: dict[int, PartitionWorker] = {}
         self.slots = asyncio.Semaphore(settings.max_in_flight)
         self.failed: BaseException | None = None
         self._on_fatal = on_fatal
         self._paused: set[int] = set()
         self._closed = False  # set by shutdown(); a takeover still in progress then backs out
-        self._joined = False  # the group gave us an assignment (possibly empty) at least once
+        self.joined = False  # the group gave us an assignment (possibly empty) at least once
         self._run_config = RunConfig(
             settings.default_timeout_s,
             settings.heartbeat_interval_s,
@@ -78,13 +82,9 @@ class Engine:
             settings.worker_id,
         )
 
-    @property
-    def listener(self) -> ConsumerRebalanceListener:
-        """The rebalance listener to subscribe with."""
-        return _Listener(self)
-
     async def handle(self, batch: Sequence[Received]) -> None:
-        """Admit each record of the batch (the ConsumerLoop's batch handler); never waits for jobs."""
+        """Admit each record of the batch (the fetcher's batch handler); never waits for jobs."""
+        self.seen.prefetch(r.event.job_id for r in batch if isinstance(r.event, JobRequested))
         for received in batch:
             worker = self.workers.get(received.partition)
             if worker is None or worker.closing:
@@ -106,16 +106,16 @@ class Engine:
     def _admit(self, worker: PartitionWorker, received: Received) -> None:
         offset = received.offset
         worker.ledger.received(offset)
-        verdict = admit(received, finished=worker.ledger.is_done(offset), seen=worker.seen, registry=self.registry)
+        verdict = admit(received, finished=worker.ledger.is_done(offset), seen=self.seen, registry=self.registry)
         if verdict.verdict in ("finished", "duplicate"):
             if verdict.verdict == "duplicate":
-                metrics.DUPLICATES.labels("ignored").inc()
+                metrics.child(metrics.DUPLICATES, "ignored").inc()
                 log.info("duplicate request ignored", job_id=_job_id(received), offset=offset)
             worker.skip(offset)
             return
         request = received.event
         if isinstance(request, JobRequested) and verdict.verdict != "conflict":
-            worker.seen[request.job_id] = request.request_hash
+            self.seen.put(request.job_id, request.request_hash)
         if verdict.verdict != "run":
             self._settle(worker, received, verdict.verdict, verdict.events)
             return
@@ -137,68 +137,69 @@ class Engine:
             if isinstance(event, JobDeadLettered):
                 DEAD_LETTERED.labels("processor", event.reason.value).inc()
         if verdict == "conflict":
-            metrics.DUPLICATES.labels("conflict").inc()
+            metrics.child(metrics.DUPLICATES, "conflict").inc()
         log.warning("request not run", verdict=verdict, job_id=_job_id(received), offset=received.offset)
 
     def balance(self) -> None:
         """Pause partitions that are full, resume those with room again."""
-        assigned = self.clients.consumer.assignment()
+        pause, resume = [], []
         for partition, worker in self.workers.items():
-            tp = TopicPartition(self.topics.requested, partition)
             full = (
                 worker.ledger.pending >= self.settings.max_pending_per_partition
                 or worker.ledger.window >= self.settings.max_window
             )
-            if tp not in assigned:
-                continue
             if full and partition not in self._paused:
-                self.clients.consumer.pause(tp)
+                pause.append(worker.tp)
                 self._paused.add(partition)
             elif not full and partition in self._paused:
-                self.clients.consumer.resume(tp)
+                resume.append(worker.tp)
                 self._paused.discard(partition)
+        if pause:
+            self.fetching.pause(pause)
+        if resume:
+            self.fetching.resume(resume)
         metrics.PAUSED_PARTITIONS.set(len(self._paused))
 
-    async def assigned(self, partitions: Sequence[TopicPartition]) -> None:
-        """Take over newly assigned partitions of job-requested."""
-        ours = [tp for tp in partitions if tp.topic == self.topics.requested and tp.partition not in self.workers]
-        self._paused.clear()  # a new assignment starts unpaused
-        for tp in ours:
-            if self._closed:
-                return
-            await self._open(tp)
-        self._joined = True
+    async def assigned(self, takeovers: Sequence[Takeover]) -> None:
+        """Start working on newly owned partitions (their ledgers restored by the fetcher)."""
+        for takeover in takeovers:
+            if self._closed or takeover.tp.partition in self.workers:
+                continue
+            self.workers[takeover.tp.partition] = PartitionWorker(
+                takeover.tp, self.outbox, self.codec, self.topics, ledger=takeover.ledger, on_change=self.balance
+            )
+            log.info("partition taken over", partition=takeover.tp.partition, committed=takeover.ledger.commit_point())
+        self.joined = True  # also after an empty assignment: this process is in the group
 
-    async def _open(self, tp: TopicPartition) -> None:
-        c = self.clients
-        takeover = await take_over(tp, kafka=self.kafka, settings=self.settings, topics=self.topics, codec=self.codec,
-                                   admin=c.admin, reader=c.reader, consumer=c.consumer)  # fmt: skip
-        if self._closed:  # shutdown began while we were taking over: nothing ran, nothing to commit
-            await takeover.producer.stop()
-            return
-        self.workers[tp.partition] = PartitionWorker(
-            tp, takeover.producer, self.codec, self.topics, group_id=self.settings.group_id, ledger=takeover.ledger,
-            seen=takeover.seen, linger=self.settings.commit_interval_s, on_change=self.balance, on_fatal=self.fail,
-        )  # fmt: skip
-        log.info("partition taken over", partition=tp.partition, committed=takeover.ledger.commit_point(),
-                 known_jobs=len(takeover.seen))  # fmt: skip
-
-    async def revoked(self, partitions: Sequence[TopicPartition], grace: float) -> None:
+    async def revoked(self, partitions: Sequence[int], grace: float) -> None:
         """Hand partitions back: running jobs get `grace` seconds, then everything is committed."""
-        workers = [self.workers.pop(tp.partition) for tp in partitions if tp.partition in self.workers]
+        workers = [self.workers[p] for p in partitions if p in self.workers]
         cut_off = await asyncio.gather(*(worker.close(grace) for worker in workers), return_exceptions=True)
-        for worker, result in zip(workers, cut_off, strict=True):
-            self._paused.discard(worker.tp.partition)
-            if isinstance(result, BaseException):
-                log.error("closing a partition failed", partition=worker.tp.partition, error=repr(result))
-            elif result:
-                log.warning("jobs cut off at the end of the grace period", partition=worker.tp.partition, jobs=result)
+        try:
+            await self.outbox.flush()  # their outputs and final offsets, before the partitions move
+        finally:
+            for worker, result in zip(workers, cut_off, strict=True):
+                worker.live = False
+                self.workers.pop(worker.partition, None)
+                self._paused.discard(worker.partition)
+                if isinstance(result, BaseException):
+                    log.error("closing a partition failed", partition=worker.partition, error=repr(result))
+                elif result:
+                    log.warning("jobs cut off at the end of the grace period", partition=worker.partition, jobs=result)
+
+    async def lost(self, partitions: Sequence[int]) -> None:
+        """Partitions another owner already has: stop their jobs and drop what they queued."""
+        workers = [self.workers.pop(p) for p in partitions if p in self.workers]
+        for worker in workers:
+            worker.live = False
+        await asyncio.gather(*(worker.close(0) for worker in workers), return_exceptions=True)
+        self.outbox.forget()
+        self._paused.difference_update(partitions)
 
     async def shutdown(self) -> None:
         """Stop every partition (SIGTERM): running jobs get the shutdown grace, then commit."""
         self._closed = True
-        partitions = [worker.tp for worker in self.workers.values()]
-        await self.revoked(partitions, self.settings.shutdown_grace_s)
+        await self.revoked(list(self.workers), self.settings.shutdown_grace_s)
 
     def fail(self, exc: BaseException) -> None:
         """Something the engine cannot recover from (e.g. fenced): stop the service."""
@@ -216,21 +217,7 @@ class Engine:
         }
         if self.failed is not None:
             details["error"] = repr(self.failed)
-        return self._joined and self.failed is None, details
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        await self.engine.revoked(list(revoked), self.engine.settings.rebalance_grace_s)
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        try:
-            await self.engine.assigned(list(assigned))
-        except Exception as exc:  # noqa: BLE001 - aiokafka would only log it; a half-owned partition must stop us
-            self.engine.fail(exc)
+        return self.joined and self.failed is None, details
 
 
 def _job_id(received: Received) -> str:

@@ -14,11 +14,13 @@ committed offset; `<entries>` is a comma-separated list of `rel.attempt[.retry_a
 from __future__ import annotations
 
 import base64
+import heapq
 from dataclasses import dataclass
 
 __all__ = ["Attempted", "Ledger"]
 
 _VERSION = "jr1"
+_PRUNE_AT = 4096  # finished offsets kept before those below the commit point are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Ledger:
     def __init__(self, committed: int) -> None:
         self._position = committed  # next offset expected from the broker
         self._pending: set[int] = set()  # received, not finished
+        self._lowest: list[int] = []  # heap of pending offsets (finished ones are popped lazily)
         self._done: set[int] = set()  # finished above the commit point
         self._attempts: dict[int, Attempted] = {}
 
@@ -62,7 +65,9 @@ class Ledger:
 
     def received(self, offset: int) -> None:
         """`offset` arrived and is not finished yet."""
-        self._pending.add(offset)
+        if offset not in self._pending:
+            self._pending.add(offset)
+            heapq.heappush(self._lowest, offset)
         self._position = max(self._position, offset + 1)
 
     def attempted(self, offset: int, attempt: Attempted) -> None:
@@ -75,12 +80,16 @@ class Ledger:
         self._pending.discard(offset)
         self._attempts.pop(offset, None)
         self._done.add(offset)
-        point = self.commit_point()
-        self._done = {o for o in self._done if o >= point}
+        if len(self._done) > _PRUNE_AT:  # offsets below the commit point are done for good: forget them
+            point = self.commit_point()
+            self._done = {o for o in self._done if o >= point}
 
     def commit_point(self) -> int:
         """The offset to commit: the lowest unfinished one (everything below it is finished)."""
-        return min(self._pending) if self._pending else self._position
+        lowest, pending = self._lowest, self._pending
+        while lowest and lowest[0] not in pending:
+            heapq.heappop(lowest)
+        return lowest[0] if lowest else self._position
 
     @property
     def pending(self) -> int:
@@ -95,8 +104,11 @@ class Ledger:
     def metadata(self) -> str:
         """The state above the commit point, as the commit metadata string."""
         point = self.commit_point()
-        bits = sum(1 << (o - point) for o in self._done if o >= point)
-        done = base64.b64encode(bits.to_bytes((bits.bit_length() + 7) // 8, "little")).decode() if bits else ""
+        above = [o - point for o in self._done if o >= point]
+        bitmap = bytearray(max(above) // 8 + 1 if above else 0)  # bit n of byte n // 8: little-endian
+        for rel in above:
+            bitmap[rel >> 3] |= 1 << (rel & 7)
+        done = base64.b64encode(bitmap).decode() if above else ""
         entries = ",".join(
             f"{o - point}.{a.attempt}" + (f".{a.retry_at_ms}" if a.retry_at_ms is not None else "")
             for o, a in sorted(self._attempts.items())

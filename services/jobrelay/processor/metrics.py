@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
+    "child",
     "DUPLICATES",
     "JOBS_EXPIRED",
     "JOBS_FAILED",
@@ -40,3 +45,17 @@ TRANSACTION_SECONDS = Histogram(
     "Time to write and commit one transaction",
     buckets=(0.005, 0.02, 0.1, 0.5, 2),
 )
+
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+@lru_cache(maxsize=4096)
+def _child(metric: Any, labels: tuple[str, ...]) -> Any:
+    return metric.labels(*labels)
+
+
+def child(metric: M, *labels: str) -> M:
+    """`metric.labels(*labels)`, looked up once per label set (the per-job hot path calls it often)."""
+    found: M = _child(metric, labels)
+    return found

@@ -1,60 +1,53 @@
-"""One owned input partition: its ledger, its jobs, and the transactions that publish their events.
+"""One owned input partition: its ledger and its jobs; their events go out through the shared outbox.
 
-Fencing: every partition of job-requested has its own transactional producer, with the
-transactional id `<prefix>.<group>.<topic>.<partition>`. aiokafka has no KIP-447
-(`consumer_group_metadata`) fencing, and confluent-kafka, which has it, is synchronous; so when a
-partition moves, its new owner's `InitProducerId` for that id fences the old owner's producer
-(a zombie's late commit fails with ProducerFenced) and aborts the old owner's open transaction
-before the new owner reads the committed offset. One producer per partition costs a connection
-each, which is fine for the partition counts jobrelay uses (12 by default).
-
-Batching: events are encoded (and their trace headers taken) when a job emits them, then written
-by one flusher task per partition into one transaction together with the partition's offset and
-ledger metadata. By default (`linger` 0) this is group commit: a transaction starts as soon as
-there is something to write and the previous one has ended, and carries everything that came
-meanwhile, so batches grow with the load and an idle partition commits at once (a fixed 50 ms
-linger cost a no-op job ~200 ms end to end, as each job takes two transactions). A job only runs its
-handler once its STARTED event is committed, so a crash re-run always knows the attempt it
-replaces. Progress and heartbeats go through the same transactions, so read_committed readers
-see them.
+Events are encoded (and their trace headers taken) when a job emits them and queued in the
+process's outbox, which writes them in its next transaction together with this partition's
+commit point and ledger metadata (see `jobrelay.processor.outbox`). Outputs go to the same
+partition number as the input (the topics are co-partitioned by job id). A job's STARTED event and
+its ledger entry (the attempt it runs) are queued when the attempt starts, and the handler runs at
+once: a job that finishes before the next transaction starts has its STARTED and its outcome
+committed together. Progress and heartbeats go through the same transactions, so read_committed
+readers see them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from confluent_kafka import TopicPartition
+from opentelemetry import trace
 
 from jobrelay.config.settings import TopicSettings
 from jobrelay.jobs.events import Event
 from jobrelay.messaging.clients import topic_for
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.headers import event_headers
-from jobrelay.observability.logging import get_logger
-from jobrelay.observability.metrics import PRODUCED
-from jobrelay.observability.tracing import KafkaHeaders, produce_span
+from jobrelay.observability.tracing import KafkaHeaders, inject_context, is_recording, produce_span
+from jobrelay.processor.kafka import Output
 from jobrelay.processor.ledger import Attempted, Ledger
-from jobrelay.processor.metrics import TRANSACTION_SECONDS, TRANSACTIONS
+from jobrelay.processor.outbox import Outbox
 
-__all__ = ["Output", "PartitionWorker"]
+__all__ = ["PartitionWorker"]
 
-log = get_logger(__name__)
 SOURCE = "/jobrelay/processor"
-_COMMIT_TRIES = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    """An encoded event waiting for the next transaction."""
+_TRACE_HEADERS: dict[tuple[int, int], KafkaHeaders] = {}
 
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: KafkaHeaders
+
+def _trace_headers() -> KafkaHeaders:
+    """The current span's trace headers, injected once per span (a job emits several events from one)."""
+    context = trace.get_current_span().get_span_context()
+    key = (context.trace_id, context.span_id)
+    headers = _TRACE_HEADERS.get(key)
+    if headers is None:
+        if len(_TRACE_HEADERS) > 10_000:
+            _TRACE_HEADERS.clear()
+        headers = _TRACE_HEADERS[key] = []
+        inject_context(headers)
+    return headers
 
 
 class PartitionWorker:
@@ -63,29 +56,28 @@ class PartitionWorker:
     def __init__(
         self,
         tp: TopicPartition,
-        producer: AIOKafkaProducer,
+        outbox: Outbox,
         codec: AvroCodec,
         topics: TopicSettings,
         *,
-        group_id: str,
         ledger: Ledger,
-        seen: dict[str, str],
-        linger: float,
         on_change: Callable[[], None],
-        on_fatal: Callable[[BaseException], None],
     ) -> None:
-        self.tp, self.producer, self.codec, self.topics = tp, producer, codec, topics
-        self.group_id, self.ledger, self.linger = group_id, ledger, linger
-        self.seen = seen  # job id -> request hash of every job known here (finished or not)
-        self.on_change, self.on_fatal = on_change, on_fatal
+        self.tp, self.outbox, self.codec, self.topics = tp, outbox, codec, topics
+        self.ledger, self.on_change = ledger, on_change
         self.closing = False
+        self.live = True  # False once handed back or lost: the outbox no longer commits what it queued
         self.running: set[asyncio.Task[Any]] = set()  # jobs past their start: waited for on close
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._outputs: list[Output] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._dirty, self._wake, self._stopping = False, asyncio.Event(), False
-        self._failed: BaseException | None = None
-        self._flusher = asyncio.create_task(self._flush_forever(), name=f"flush-{tp.topic}-{tp.partition}")
+
+    @property
+    def partition(self) -> int:
+        """The input partition number (also where this partition's outputs go)."""
+        return int(self.tp.partition)
+
+    def position(self) -> tuple[int, str]:
+        """The offset to commit and the ledger metadata that goes with it."""
+        return self.ledger.commit_point(), self.ledger.metadata()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         """Run a job's coroutine as a task this worker tracks (and cancels when it closes)."""
@@ -95,21 +87,22 @@ class PartitionWorker:
 
     def emit(self, *events: Event) -> None:
         """Queue events for the next transaction (trace headers from the current context)."""
+        recording = is_recording()
         for event in events:
             topic = topic_for(event, self.topics)
-            with produce_span(topic, event.job_id):
-                headers = event_headers(event, SOURCE)
+            if recording:
+                with produce_span(topic, event.job_id):
+                    headers = event_headers(event, SOURCE)
+            else:  # the job's consume span is the parent readers continue from: same trace, two spans fewer
+                headers = event_headers(event, SOURCE, _trace_headers())
             key = event.job_id.encode() if event.job_id else None
-            self._outputs.append(Output(topic, key, self.codec.encode(event), headers))
-        self._touch()
+            self.outbox.emit(self, Output(topic, self.partition, key, self.codec.encode(event), headers))
+        self.outbox.touch(self)
 
-    async def start(self, offset: int, attempt: int, started: Event) -> None:
-        """Record the start of `attempt` and return once it is committed."""
+    def start(self, offset: int, attempt: int, started: Event) -> None:
+        """Record the start of `attempt`: its STARTED event and ledger entry go out with the next transaction."""
         self.ledger.attempted(offset, Attempted(attempt))
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
         self.emit(started)
-        await waiter
 
     def retry_later(self, offset: int, attempt: int, retry_at_ms: int, scheduled: Event) -> None:
         """Record that `attempt` failed and the next one is due at `retry_at_ms`."""
@@ -125,86 +118,13 @@ class PartitionWorker:
     def skip(self, offset: int) -> None:
         """Nothing to do for `offset` (finished before, or a duplicate): let the commit pass it."""
         self.ledger.finish(offset)
-        self._touch()
-
-    def _touch(self) -> None:
-        self._dirty = True
-        self._wake.set()
-
-    async def _flush_forever(self) -> None:
-        try:
-            while not self._stopping:
-                await self._wake.wait()
-                if self.linger and not self._stopping:
-                    await asyncio.sleep(self.linger)  # gather more outputs into this transaction
-                self._wake.clear()
-                await self.flush()
-        except Exception as exc:  # noqa: BLE001 - the owner decides; jobs must not wait forever
-            self._fail(exc)
-
-    async def flush(self) -> None:
-        """Commit everything accumulated since the last transaction, with the offset and ledger."""
-        if self._failed is not None:
-            raise self._failed
-        if not self._dirty:
-            return
-        outputs, waiters = self._outputs, self._waiters
-        self._outputs, self._waiters, self._dirty = [], [], False
-        offset, metadata = self.ledger.commit_point(), self.ledger.metadata()
-        try:
-            with TRANSACTION_SECONDS.time():
-                await self._commit(outputs, offset, metadata)
-        except BaseException as exc:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            raise
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _commit(self, outputs: list[Output], offset: int, metadata: str) -> None:
-        for attempt in range(1, _COMMIT_TRIES + 1):
-            try:
-                await self._transaction(outputs, offset, metadata)
-            except ProducerFenced:
-                TRANSACTIONS.labels("fenced").inc()
-                raise
-            except KafkaError as exc:
-                TRANSACTIONS.labels("retried").inc()
-                log.warning("transaction failed", partition=self.tp.partition, attempt=attempt, error=repr(exc))
-                if attempt == _COMMIT_TRIES:
-                    raise
-                await self._abort_quietly()
-                await asyncio.sleep(0.2 * attempt)  # let a leader election or coordinator move settle
-            else:
-                TRANSACTIONS.labels("committed").inc()
-                for output in outputs:
-                    PRODUCED.labels("processor", output.topic).inc()
-                return
-
-    async def _transaction(self, outputs: list[Output], offset: int, metadata: str) -> None:
-        async with self.producer.transaction():
-            for output in outputs:
-                await self.producer.send(output.topic, output.value, key=output.key, headers=output.headers)
-            await self.producer.send_offsets_to_transaction({self.tp: (offset, metadata)}, self.group_id)
-
-    async def _abort_quietly(self) -> None:
-        try:
-            await self.producer.abort_transaction()
-        except Exception as exc:  # noqa: BLE001 - already failed; the retry says whether the producer is usable
-            log.debug("abort after a failed transaction failed too", error=repr(exc))
-
-    def _fail(self, exc: BaseException) -> None:
-        self._failed = exc
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(exc)
-        self._waiters.clear()
-        self.on_fatal(exc)
+        self.outbox.touch(self)
 
     async def close(self, grace: float) -> int:
-        """Stop taking jobs, give running ones `grace` seconds, commit, stop; returns how many were cut off."""
+        """Stop taking jobs, give running ones `grace` seconds, cancel the rest; returns how many were cut off.
+
+        The caller commits what the finished jobs emitted (`Outbox.flush`) before handing the partition back.
+        """
         self.closing = True
         for task in self._tasks - self.running:
             task.cancel()  # queued or waiting for a retry: the ledger already says where they stand
@@ -214,12 +134,4 @@ class PartitionWorker:
         for task in set(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._stopping = True
-        self._wake.set()
-        await asyncio.gather(self._flusher, return_exceptions=True)
-        try:
-            if self._failed is None:
-                await self.flush()
-        finally:
-            await self.producer.stop()
         return cut_off

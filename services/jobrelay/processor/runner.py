@@ -126,8 +126,8 @@ class JobRun:
 
     async def _execute(self, attempt: int) -> tuple[_Outcome, datetime]:
         started_at = utcnow()
-        await self.worker.start(self.received.offset, attempt, self._progress(attempt, ProgressKind.STARTED))
-        metrics.JOBS_STARTED.labels(self.request.job_type).inc()
+        self.worker.start(self.received.offset, attempt, self._progress(attempt, ProgressKind.STARTED))
+        metrics.child(metrics.JOBS_STARTED, self.request.job_type).inc()
         log.info("job started", attempt=attempt)
         timeout = self.request.timeout_s or self.config.default_timeout_s
         job = self._job(attempt, started_at + timedelta(seconds=timeout))
@@ -146,7 +146,7 @@ class JobRun:
             heartbeat.cancel()
             metrics.IN_FLIGHT.dec()
         label = "succeeded" if outcome.error is None else outcome.error.code
-        metrics.JOB_DURATION.labels(self.request.job_type, label).observe(time.monotonic() - clock)
+        metrics.child(metrics.JOB_DURATION, self.request.job_type, label).observe(time.monotonic() - clock)
         return outcome, started_at
 
     def _job(self, attempt: int, deadline: datetime) -> Job:
@@ -192,12 +192,12 @@ class JobRun:
         error = outcome.error
         if error is None:
             self._finish(attempt, TerminalStatus.SUCCEEDED, result=outcome.result, started_at=started_at)
-            metrics.JOBS_SUCCEEDED.labels(self.request.job_type).inc()
+            metrics.child(metrics.JOBS_SUCCEEDED, self.request.job_type).inc()
             return None, None
         self._last_error = error
         if not error.retryable:
             self._finish(attempt, TerminalStatus.FAILED, error=error, started_at=started_at)
-            metrics.JOBS_FAILED.labels(self.request.job_type, error.code).inc()
+            metrics.child(metrics.JOBS_FAILED, self.request.job_type, error.code).inc()
             return None, None
         if attempt >= self.request.max_attempts:
             self._exhausted(attempt)
@@ -215,7 +215,7 @@ class JobRun:
         scheduled = self._progress(attempt, ProgressKind.RETRY_SCHEDULED, message=error.message, retry_at=retry_at)
         due_ms = int(retry_at.timestamp() * 1000)
         self.worker.retry_later(self.received.offset, attempt, due_ms, scheduled)
-        metrics.JOBS_RETRIED.labels(self.request.job_type).inc()
+        metrics.child(metrics.JOBS_RETRIED, self.request.job_type).inc()
         log.info("retry scheduled", attempt=attempt, retry_at=retry_at.isoformat(), error=error.message)
         return attempt + 1, due_ms
 
@@ -228,14 +228,14 @@ class JobRun:
             record, DeadLetterReason.RETRIES_EXHAUSTED, message, request=self.request, attempt=max(1, attempt)
         )
         self._finish(max(1, attempt), TerminalStatus.FAILED, JobError("retries_exhausted", message), extra=letter)
-        metrics.JOBS_FAILED.labels(self.request.job_type, "retries_exhausted").inc()
+        metrics.child(metrics.JOBS_FAILED, self.request.job_type, "retries_exhausted").inc()
 
     def _expired(self, at: datetime) -> bool:
         return self.request.expires_at is not None and at >= self.request.expires_at
 
     def _expire(self, attempt: int, message: str) -> None:
         self._finish(attempt, TerminalStatus.EXPIRED, error=JobError("expired", message))
-        metrics.JOBS_EXPIRED.labels(self.request.job_type).inc()
+        metrics.child(metrics.JOBS_EXPIRED, self.request.job_type).inc()
 
     def _finish(
         self,

@@ -1,4 +1,4 @@
-"""The running processor: its Kafka clients, the engine and the consumer loop, started and stopped in order."""
+"""The running processor: its Kafka clients, the outbox, the engine and the fetcher, started and stopped in order."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.messaging.clients import make_admin, make_codec, make_consumer
-from jobrelay.messaging.loop import ConsumerLoop
-from jobrelay.processor.engine import Clients, Engine
+from jobrelay.messaging.clients import make_codec
+from jobrelay.processor.engine import Engine
+from jobrelay.processor.fetcher import Fetcher
 from jobrelay.processor.handlers import Registry
+from jobrelay.processor.kafka import TransactionalWriter, lock_slot, make_group_consumer, make_reader, transactional_id
+from jobrelay.processor.outbox import Outbox
+from jobrelay.processor.seen import SeenIndex
 from jobrelay.processor.settings import ProcessorSettings
 
 __all__ = ["running"]
@@ -26,49 +29,30 @@ async def running(
 ) -> AsyncIterator[Engine]:
     """Run the processor until the block exits; then drain (shutdown grace), commit and close."""
     async with AsyncExitStack() as stack:
-        clients = await _clients(stack, kafka, settings)
-        engine = Engine(
-            clients, make_codec(kafka), registry, kafka=kafka, topics=topics, settings=settings, on_fatal=on_fatal
+        slot, lock = lock_slot(settings)
+        stack.callback(lock.close)
+        seen = SeenIndex(settings.dedupe_window_s)
+        stack.callback(seen.close)
+        consumer = make_group_consumer(kafka, settings)
+        stack.push_async_callback(asyncio.to_thread, consumer.close)  # last: leaves the group after the drain
+        reader = make_reader(kafka)
+        stack.push_async_callback(asyncio.to_thread, reader.close)
+        codec = make_codec(kafka)
+        fetcher = Fetcher(
+            consumer, reader, codec, seen, topic=topics.requested, history_topic=topics.completed,
+            rebalance_grace_s=settings.rebalance_grace_s, timeout_s=max(30.0, settings.transaction_timeout_ms / 500),
+        )  # fmt: skip
+        writer = TransactionalWriter(kafka, settings, transactional_id(settings, slot), lambda: fetcher.group_metadata)
+        await asyncio.to_thread(writer.start)
+        stack.push_async_callback(asyncio.to_thread, writer.close)
+        outbox = Outbox(
+            writer, topics.requested, linger=settings.commit_interval_s, on_fatal=lambda exc: engine.fail(exc)
         )
-        loop = ConsumerLoop(
-            clients.consumer,
-            engine.codec,
-            engine.handle,
-            service="processor",
-            dead_letters=None,
-            commit=False,
-            on_poison=engine.on_poison,
-        )
-        clients.consumer.subscribe([topics.requested], listener=engine.listener)
-        await clients.consumer.start()
-        stack.push_async_callback(clients.consumer.stop)  # last: leaves the group after the drain
-        task = asyncio.create_task(loop.run(), name="processor-consumer-loop")
-        task.add_done_callback(lambda done: _check(done, engine))
+        stack.push_async_callback(outbox.close)
+        engine = Engine(fetcher, outbox, seen, codec, registry, topics=topics, settings=settings, on_fatal=on_fatal)
+        fetcher.start(engine)
         try:
             yield engine
         finally:
-            loop.stop()  # stop fetching; the batch in hand is only admitted, never waited for
-            await asyncio.gather(task, return_exceptions=True)
+            await fetcher.stop()  # stop fetching; the batch in hand is only admitted, never waited for
             await engine.shutdown()
-
-
-async def _clients(stack: AsyncExitStack, kafka: KafkaSettings, settings: ProcessorSettings) -> Clients:
-    admin = make_admin(kafka, "processor-admin")
-    await admin.start()
-    stack.push_async_callback(admin.close)
-    reader = make_consumer(kafka, "processor-history")
-    await reader.start()
-    stack.push_async_callback(reader.stop)
-    consumer = make_consumer(
-        kafka,
-        "processor",
-        group_id=settings.group_id,
-        session_timeout_ms=settings.session_timeout_ms,
-        max_poll_records=500,
-    )
-    return Clients(consumer=consumer, admin=admin, reader=reader)
-
-
-def _check(task: asyncio.Task[int], engine: Engine) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        engine.fail(task.exception())  # type: ignore[arg-type]

@@ -32,7 +32,15 @@ class ProcessorSettings(BaseSettings):
     )
     group_id: str = Field(default="jobrelay-processor", description="Kafka consumer group of the processors.")
     transactional_id_prefix: str = Field(
-        default="jobrelay-processor", description="Prefix of the per-partition transactional ids."
+        default="jobrelay-processor",
+        description="Prefix of the transactional id (`<prefix>.<group>.<host>.<slot>`, one per process).",
+    )
+    transaction_timeout_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        le=900_000,
+        description="Kafka aborts a transaction left open this long (a processor that died mid-transaction "
+        "on another host; one restarted on the same host aborts it at once).",
     )
     max_in_flight: int = Field(default=64, ge=1, le=10_000, description="Handlers running at once per process.")
     max_pending_per_partition: int = Field(

@@ -152,3 +152,44 @@ def _ownership(*processes: Spawned) -> Callable[[], Awaitable[list[set[int]]]]:
 
 async def _read(path: Path) -> dict[str, list[int]]:
     return attempts_in(path)
+
+
+@pytest.mark.timeout(240)
+async def test_a_processor_paused_past_its_session_cannot_commit_the_jobs_its_successor_took_over(
+    kafka_settings: KafkaSettings, topics: TopicSettings, spawn: Callable[..., Spawned], tmp_path: Path
+) -> None:
+    record = tmp_path / "attempts.txt"
+    jobs = [
+        job_for_partition(p, topics.partitions, "demo.sleep", {"seconds": 4, "record": str(record)})
+        for p in range(topics.partitions)
+    ]
+    zombie = spawn()
+    await zombie.wait_ready()
+    async with publisher(kafka_settings, topics) as pub:
+        for job in jobs:
+            await pub.publish(job)
+        await wait_for(  # their starts are committed: a re-run knows it is attempt 2
+            lambda: events(kafka_settings, topics.progress),
+            lambda progress: len(_started(progress)) == len(jobs),
+            60,
+            "the first processor never started them",
+        )
+        zombie.process.send_signal(signal.SIGSTOP)  # frozen mid-job, past its session timeout
+        successor = spawn()
+        await events(kafka_settings, topics.completed, expect=len(jobs), deadline=120)
+        zombie.process.send_signal(signal.SIGCONT)  # its jobs are overdue: they finish at once, then it commits
+        await wait_for(zombie.readiness, lambda body: body != {}, 60, "the paused processor never came back")
+        markers = [job_for_partition(p, topics.partitions, "demo.echo", {}) for p in range(topics.partitions)]
+        for marker in markers:
+            await pub.publish(marker)
+        completed = await events(kafka_settings, topics.completed, expect=len(jobs) + len(markers), deadline=120)
+    outcome = _outcomes(completed)  # fails if any job completed twice
+    assert set(outcome) == {job.job_id for job in [*jobs, *markers]}, "nothing is lost"
+    assert all(attempts == [1, 2] for attempts in attempts_in(record).values()), "each job re-ran once, after the pause"
+    assert all(outcome[job.job_id].attempt == 2 for job in jobs), "the successor's outcomes are the ones committed"
+    for spawned in (zombie, successor):
+        assert spawned.stop(signal.SIGTERM) == 0, f"a clean stop; log: {spawned.log}"
+
+
+def _started(progress: list[Event]) -> set[str]:
+    return {e.job_id for e in progress if isinstance(e, JobProgress) and e.kind is ProgressKind.STARTED}
