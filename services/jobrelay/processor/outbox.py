@@ -45,6 +45,10 @@ class Positioned(Protocol):
         """The offset to commit and its metadata."""
         ...
 
+    def release(self) -> None:
+        """Queue the events it held back for the next transaction."""
+        ...
+
 
 class Outbox:
     """Collects outputs and dirty partitions; one task commits them in transactions."""
@@ -61,6 +65,7 @@ class Outbox:
         self.failed: BaseException | None = None
         self._outputs: list[tuple[Positioned, Output]] = []
         self._dirty: dict[int, Positioned] = {}
+        self._holding: dict[int, Positioned] = {}  # sources with held-back events
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._inflight: asyncio.Future[None] | None = None
@@ -72,6 +77,11 @@ class Outbox:
         self._outputs.append((source, output))
         self._wake.set()
 
+    def hold(self, source: Positioned) -> None:
+        """`source` holds events back until the next transaction is made (its ledger changed too)."""
+        self._holding[source.partition] = source
+        self.touch(source)
+
     def touch(self, source: Positioned) -> None:
         """`source`'s ledger changed: its offset goes into the next transaction."""
         self._dirty[source.partition] = source
@@ -81,7 +91,7 @@ class Outbox:
         """Return once everything queued before the call is committed (raises if it cannot be)."""
         if self.failed is not None:
             raise self.failed
-        if not self._outputs and not self._dirty:
+        if not self._outputs and not self._dirty and not self._holding:
             if self._inflight is not None:  # queued earlier, being committed now
                 await asyncio.shield(self._inflight)
             return
@@ -112,6 +122,10 @@ class Outbox:
             if self.linger:
                 await asyncio.sleep(self.linger)  # gather more outputs into this transaction
             self._wake.clear()
+            holding, self._holding = self._holding, {}
+            for source in holding.values():
+                if source.live:
+                    source.release()
             outputs, dirty, waiters = self._outputs, self._dirty, self._waiters
             self._outputs, self._dirty, self._waiters = [], {}, []
             if outputs or dirty:

@@ -3,11 +3,15 @@
 Events are encoded (and their trace headers taken) when a job emits them and queued in the
 process's outbox, which writes them in its next transaction together with this partition's
 commit point and ledger metadata (see `jobrelay.processor.outbox`). Outputs go to the same
-partition number as the input (the topics are co-partitioned by job id). A job's STARTED event and
-its ledger entry (the attempt it runs) are queued when the attempt starts, and the handler runs at
-once: a job that finishes before the next transaction starts has its STARTED and its outcome
-committed together. Progress and heartbeats go through the same transactions, so read_committed
-readers see them.
+partition number as the input (the topics are co-partitioned by job id). Progress and heartbeats
+go through the same transactions, so read_committed readers see them.
+
+A job's ledger entry (the attempt it runs) is recorded when the attempt starts, and the handler
+runs at once; its STARTED event is held back until the next transaction is put together. A job
+that finished by then needs no STARTED record: it is folded into the outcome (JobCompleted has
+`started_at` and the attempt), so a quick job costs one output record instead of two, and
+read_committed readers could never have seen it running anyway. A job still running then, or one
+that reports progress first, gets its STARTED written before anything else of that attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from confluent_kafka import TopicPartition
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from jobrelay.config.settings import TopicSettings
@@ -69,6 +74,7 @@ class PartitionWorker:
         self.live = True  # False once handed back or lost: the outbox no longer commits what it queued
         self.running: set[asyncio.Task[Any]] = set()  # jobs past their start: waited for on close
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starts: dict[str, tuple[Event, otel_context.Context]] = {}  # STARTED events held back
 
     @property
     def partition(self) -> int:
@@ -89,6 +95,8 @@ class PartitionWorker:
         """Queue events for the next transaction (trace headers from the current context)."""
         recording = is_recording()
         for event in events:
+            if self._starts and event.job_id in self._starts:
+                self._release(event.job_id)  # the attempt's STARTED goes first
             topic = topic_for(event, self.topics)
             if recording:
                 with produce_span(topic, event.job_id):
@@ -100,9 +108,25 @@ class PartitionWorker:
         self.outbox.touch(self)
 
     def start(self, offset: int, attempt: int, started: Event) -> None:
-        """Record the start of `attempt`: its STARTED event and ledger entry go out with the next transaction."""
+        """Record the start of `attempt` (ledger now, its STARTED event when the next transaction is made)."""
         self.ledger.attempted(offset, Attempted(attempt))
-        self.emit(started)
+        if started.job_id is None:
+            raise ValueError("a STARTED event names its job")
+        self._starts[started.job_id] = (started, otel_context.get_current())
+        self.outbox.hold(self)
+
+    def release(self) -> None:
+        """Write the held-back STARTED events of jobs still running (the outbox calls it per transaction)."""
+        for job_id in list(self._starts):
+            self._release(job_id)
+
+    def _release(self, job_id: str) -> None:
+        started, context = self._starts.pop(job_id)
+        token = otel_context.attach(context)  # the job's span: its trace headers and produce span
+        try:
+            self.emit(started)
+        finally:
+            otel_context.detach(token)
 
     def retry_later(self, offset: int, attempt: int, retry_at_ms: int, scheduled: Event) -> None:
         """Record that `attempt` failed and the next one is due at `retry_at_ms`."""
@@ -112,6 +136,9 @@ class PartitionWorker:
     def finish(self, offset: int, *events: Event) -> None:
         """The job at `offset` is over: its events and the offset go out in the same transaction."""
         self.ledger.finish(offset)
+        for event in events:
+            if event.job_id is not None:
+                self._starts.pop(event.job_id, None)  # folded into the outcome (see the module docstring)
         self.emit(*events)
         self.on_change()
 

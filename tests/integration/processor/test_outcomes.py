@@ -58,6 +58,23 @@ async def test_a_job_succeeds_with_its_result_progress_and_one_trace(
     assert len(traces) == 1, "the request and its outcome are one trace"
 
 
+async def test_a_job_that_ends_before_its_start_is_committed_has_one_record_its_outcome(
+    kafka_settings: KafkaSettings, topics: TopicSettings, processor_settings: ProcessorSettings
+) -> None:
+    quick, slow = request("demo.echo", {"n": 1}), request("demo.sleep", {"seconds": 1})
+    out = await run_until_completed(kafka_settings, topics, processor_settings, [quick, slow])
+    outcome = {e.job_id: e for e in out["completed"] if isinstance(e, JobCompleted)}
+    assert outcome[quick.job_id].started_at is not None and outcome[quick.job_id].attempt == 1
+    started = {e.job_id for e in out["progress"] if isinstance(e, JobProgress) and e.kind is ProgressKind.STARTED}
+    assert quick.job_id not in started, "its STARTED is folded into the outcome (no reader could see it running)"
+    assert slow.job_id in started, "a job still running when the next transaction is made is seen starting"
+    records = await read_all(kafka_settings, topics.requested) + await read_all(kafka_settings, topics.completed)
+    quick_traces = {
+        (header(r.headers, "traceparent") or "").split("-")[1] for r in records if r.key == quick.job_id.encode()
+    }
+    assert len(quick_traces) == 1, "the request and its outcome are still one trace"
+
+
 async def test_retryable_failures_retry_with_backoff_then_succeed(
     kafka_settings: KafkaSettings, topics: TopicSettings, processor_settings: ProcessorSettings
 ) -> None:
