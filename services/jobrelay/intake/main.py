@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -16,10 +17,32 @@ from jobrelay.intake.api import jobs_router
 from jobrelay.intake.broker import BrokerLink
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.store import IdempotencyStore
-from jobrelay.messaging.clients import make_codec, make_producer
+from jobrelay.messaging.acked import AckedProducer
+from jobrelay.messaging.clients import make_codec
+from jobrelay.messaging.confluent import producer_config
 from jobrelay.observability import configure_logging, configure_tracing
 
-__all__ = ["Components", "create_app", "run"]
+__all__ = ["Components", "create_app", "intake_producer_config", "run"]
+
+SOURCE = "/jobrelay/intake"
+
+
+def intake_producer_config(kafka: KafkaSettings, publish_timeout_s: float) -> dict[str, Any]:
+    """librdkafka settings of the intake's producer (idempotent, acks=all, linger 1 ms).
+
+    - murmur2_random: a keyed record goes where the Java client and aiokafka send it
+      (librdkafka's default, consistent_random, hashes with CRC32), so a job's records share one
+      partition number with every other producer's (co-partitioning).
+    - message.timeout.ms one second past the publish timeout: a record the intake answered 503
+      for is given up soon after, not retried for librdkafka's default five minutes, and a record
+      acknowledged just before the deadline is never cut short.
+    """
+    return producer_config(
+        kafka,
+        "intake",
+        partitioner="murmur2_random",
+        **{"message.timeout.ms": int(publish_timeout_s * 1000) + 1000, "socket.nagle.disable": True},
+    )
 
 
 @dataclass
@@ -43,7 +66,12 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSett
             store = await stack.enter_async_context(
                 IdempotencyStore.open(settings.idempotency_db, settings.idempotency_ttl_s)
             )
-            link = BrokerLink(lambda: make_producer(kafka, "intake"), make_codec(kafka), topics)
+            codec = make_codec(kafka)
+            config = intake_producer_config(kafka, settings.publish_timeout_s)
+            link = BrokerLink(
+                lambda: AckedProducer(config, codec, topics, SOURCE),
+                flush_timeout=config["message.timeout.ms"] / 1000,
+            )
             components.link = await stack.enter_async_context(link.running())
             yield {"intake": Intake(link, store, settings.publish_timeout_s)}
             components.link = None
