@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -93,11 +94,14 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSett
     return app
 
 
-async def run(settings: IntakeSettings | None = None) -> None:
-    """Run the intake until SIGTERM/SIGINT: in-flight requests finish, then the producer flushes."""
+async def run(settings: IntakeSettings | None = None, *, sock: socket.socket | None = None) -> None:
+    """Run the intake until SIGTERM/SIGINT: in-flight requests finish, then the producer flushes.
+
+    `sock`: a bound socket to listen on instead of host:port (one of several workers).
+    """
     settings = settings or IntakeSettings()
     observability = ObservabilitySettings()
     configure_logging("intake", observability.log_level, observability.log_format)
     configure_tracing("jobrelay-intake", observability.otlp_endpoint)
     app = create_app(settings, KafkaSettings(), TopicSettings())
-    await serve(app, settings.host, settings.port, grace=settings.grace_s)
+    await serve(app, settings.host, settings.port, grace=settings.grace_s, sock=sock)
