@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from prometheus_client import Counter
 
 from jobrelay.config.settings import TopicSettings
 from jobrelay.jobs.events import Event
@@ -80,6 +81,7 @@ class AckedProducer:
         self.codec, self.topics, self.source = codec, topics, source  # source: the CloudEvents ce_source
         self.fatal: KafkaError | None = None  # set once librdkafka says the producer is unusable
         self._acks: list[_Ack] = []
+        self._counters: dict[str, Counter] = {}  # PRODUCED by topic, looked up once
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._serve, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
@@ -138,7 +140,13 @@ class AckedProducer:
                 done.set_exception(PublishError(error.str()))
             else:
                 done.set_result(None)
-                PRODUCED.labels(self.source, topic).inc()
+                self._produced(topic).inc()
+
+    def _produced(self, topic: str) -> Counter:
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = PRODUCED.labels(self.source, topic)
+        return counter
 
     def _on_error(self, error: KafkaError) -> None:
         # Connection trouble is logged by librdkafka itself (the logger above) and seen by probes.
