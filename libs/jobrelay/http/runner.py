@@ -12,6 +12,7 @@ with asyncio's selector loop and the pure-Python h11 parser the HTTP path cost a
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -30,8 +31,11 @@ def run_service(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> None:
-    """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down."""
+async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0, sock: socket.socket | None = None) -> None:
+    """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down.
+
+    `sock`: listen on this bound socket instead of host:port (a worker of several sharing a port).
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -48,4 +52,4 @@ async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0) -> N
         # shut down gracefully; with the default disposition that would end us with -15.
         for handled in (signal.SIGTERM, signal.SIGINT):
             signal.signal(handled, lambda *_: None)
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=None if sock is None else [sock])

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
 from jobrelay.intake.broker import BrokerLink
 from jobrelay.intake.store import IdempotencyStore
 from jobrelay.jobs.events import JobRequested
+from jobrelay.messaging.acked import PublishError
 from jobrelay.observability.logging import get_logger
 
 __all__ = ["ACCEPT_SECONDS", "REQUESTS", "Accepted", "BrokerUnavailable", "IdempotencyConflict", "Intake"]
@@ -51,7 +51,6 @@ class Intake:
     def __init__(self, link: BrokerLink, store: IdempotencyStore, publish_timeout_s: float) -> None:
         self._link, self._store, self._timeout = link, store, publish_timeout_s
         self._inflight: dict[str, tuple[str, asyncio.Future[None]]] = {}
-        self._pending: set[asyncio.Task[object]] = set()
 
     async def accept(self, event: JobRequested) -> Accepted:
         """Put `event` on job-requested, or tell that it is there already."""
@@ -97,23 +96,25 @@ class Intake:
         publisher = self._link.publisher
         if publisher is None:
             raise BrokerUnavailable("not connected to Kafka yet")
-        # Shielded: a send that outlives the deadline may still land (the producer is
-        # idempotent); the task finishes on its own, and a retry with the same key is safe.
-        task = asyncio.ensure_future(publisher.publish(event))
-        self._pending.add(task)
-        task.add_done_callback(self._settled)
         try:
-            async with asyncio.timeout(self._timeout):
-                await asyncio.shield(task)
+            acked = publisher.publish(event)
+            # On the deadline the wait ends, not the send: the record may still land (the producer
+            # is idempotent and librdkafka gives up on it soon after); a retry with the key is safe.
+            deadline = asyncio.get_running_loop().call_later(self._timeout, _expire, acked)
+            try:
+                await acked
+            finally:
+                deadline.cancel()
         except TimeoutError as exc:
             self._link.mark(False)
             raise BrokerUnavailable(f"Kafka did not acknowledge within {self._timeout:g}s") from exc
-        except KafkaError as exc:
+        except PublishError as exc:
             self._link.mark(False)
             raise BrokerUnavailable(f"Kafka refused the record: {exc}") from exc
         self._link.mark(True)
 
-    def _settled(self, task: asyncio.Task[object]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("late publish failed", error=str(task.exception()))
+
+def _expire(acked: asyncio.Future[None]) -> None:
+    # A timer on the future itself: cheaper than a timeout scope per request.
+    if not acked.done():
+        acked.set_exception(TimeoutError())

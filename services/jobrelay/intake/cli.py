@@ -22,6 +22,11 @@ def main(
     from jobrelay.intake.settings import IntakeSettings
 
     overrides = {name: value for name, value in {"host": host, "port": port}.items() if value is not None}
+    settings = IntakeSettings(**overrides)  # type: ignore[arg-type]
+    if settings.workers > 1:
+        from jobrelay.intake.workers import serve_workers
+
+        raise typer.Exit(serve_workers(settings))
     from jobrelay.http import run_service
 
-    run_service(run(IntakeSettings(**overrides)))  # type: ignore[arg-type]
+    run_service(run(settings))

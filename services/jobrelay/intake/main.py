@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
@@ -16,10 +17,33 @@ from jobrelay.intake.api import jobs_router
 from jobrelay.intake.broker import BrokerLink
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.store import IdempotencyStore
-from jobrelay.messaging.clients import make_codec, make_producer
+from jobrelay.intake.submit import SubmitHandler, SubmitRoute
+from jobrelay.messaging.acked import AckedProducer
+from jobrelay.messaging.clients import make_codec
+from jobrelay.messaging.confluent import producer_config
 from jobrelay.observability import configure_logging, configure_tracing
 
-__all__ = ["Components", "create_app", "run"]
+__all__ = ["Components", "create_app", "intake_producer_config", "run"]
+
+SOURCE = "/jobrelay/intake"
+
+
+def intake_producer_config(kafka: KafkaSettings, publish_timeout_s: float) -> dict[str, Any]:
+    """librdkafka settings of the intake's producer (idempotent, acks=all, linger 1 ms).
+
+    - murmur2_random: a keyed record goes where the Java client and aiokafka send it
+      (librdkafka's default, consistent_random, hashes with CRC32), so a job's records share one
+      partition number with every other producer's (co-partitioning).
+    - message.timeout.ms one second past the publish timeout: a record the intake answered 503
+      for is given up soon after, not retried for librdkafka's default five minutes, and a record
+      acknowledged just before the deadline is never cut short.
+    """
+    return producer_config(
+        kafka,
+        "intake",
+        partitioner="murmur2_random",
+        **{"message.timeout.ms": int(publish_timeout_s * 1000) + 1000, "socket.nagle.disable": True},
+    )
 
 
 @dataclass
@@ -43,7 +67,12 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSett
             store = await stack.enter_async_context(
                 IdempotencyStore.open(settings.idempotency_db, settings.idempotency_ttl_s)
             )
-            link = BrokerLink(lambda: make_producer(kafka, "intake"), make_codec(kafka), topics)
+            codec = make_codec(kafka)
+            config = intake_producer_config(kafka, settings.publish_timeout_s)
+            link = BrokerLink(
+                lambda: AckedProducer(config, codec, topics, SOURCE),
+                flush_timeout=config["message.timeout.ms"] / 1000,
+            )
             components.link = await stack.enter_async_context(link.running())
             yield {"intake": Intake(link, store, settings.publish_timeout_s)}
             components.link = None
@@ -53,22 +82,26 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSett
         version="1",
         lifespan=lifespan,
         description="Submit jobs: 202 Accepted once the request is durably on Kafka.",
-        # The OpenTelemetry instrumentor below makes the request span; FastAPI's own would be a second.
+        # The submit handler makes the request's span; FastAPI's own would be a second.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
-    app.include_router(jobs_router(settings))
+    submit = SubmitHandler(settings)
+    app.include_router(jobs_router(submit))
     app.include_router(health_router(components.readiness))
-    # One server span per request: the ASGI receive/send sub-spans add cost and no insight here.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+    # The hot route skips FastAPI's routing and dependency solving (it makes its own span).
+    app.add_middleware(SubmitRoute, handler=submit)
     return app
 
 
-async def run(settings: IntakeSettings | None = None) -> None:
-    """Run the intake until SIGTERM/SIGINT: in-flight requests finish, then the producer flushes."""
+async def run(settings: IntakeSettings | None = None, *, sock: socket.socket | None = None) -> None:
+    """Run the intake until SIGTERM/SIGINT: in-flight requests finish, then the producer flushes.
+
+    `sock`: a bound socket to listen on instead of host:port (one of several workers).
+    """
     settings = settings or IntakeSettings()
     observability = ObservabilitySettings()
     configure_logging("intake", observability.log_level, observability.log_format)
     configure_tracing("jobrelay-intake", observability.otlp_endpoint)
     app = create_app(settings, KafkaSettings(), TopicSettings())
-    await serve(app, settings.host, settings.port, grace=settings.grace_s)
+    await serve(app, settings.host, settings.port, grace=settings.grace_s, sock=sock)

@@ -42,6 +42,7 @@ class IntakeSettings(BaseSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0, description="Wait this long for Kafka's ack, then 503.")
     poll_after_s: int = Field(default=1, ge=0, description="Retry-After of a 202: when to first poll the status.")
     unavailable_retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")
+    workers: int = Field(default=1, ge=1, le=64, description="Processes sharing the port (SO_REUSEPORT).")
     grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: how long in-flight requests may finish.")
 
     @field_validator("allowed_types", "callback_allowed_hosts", "callback_allowed_networks", mode="before")

@@ -14,6 +14,7 @@ from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobRequested
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.headers import header
+from jobrelay.messaging.partitioning import partition_for
 from jobrelay.sdk import job_id_for
 from tests.integration.kafkautil import read_all
 
@@ -120,6 +121,18 @@ async def test_without_a_key_every_post_is_a_new_job(
         ids = [(await http.post("/v1/jobs", json=_job())).json()["id"] for _ in range(3)]
     assert len(set(ids)) == 3
     assert sorted(e.job_id for e in await _requested(kafka_settings, topics)) == sorted(ids)
+
+
+async def test_a_job_lands_on_the_partition_every_producer_picks_for_its_id(
+    intake_url: str, kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    """Co-partitioning: the processor's outputs (aiokafka, murmur2) go to the same partition number."""
+    async with httpx.AsyncClient(base_url=intake_url) as http:
+        ids = [(await http.post("/v1/jobs", json=_job())).json()["id"] for _ in range(12)]
+    records = await read_all(kafka_settings, topics.requested, expect=len(ids))
+    assert sorted(r.key for r in records) == sorted(i.encode() for i in ids)
+    assert all(r.partition == partition_for(r.key, topics.partitions) for r in records)
+    assert len({r.partition for r in records}) > 1, "twelve random ids on three partitions use more than one"
 
 
 async def test_readiness_and_metrics(intake_url: str) -> None:

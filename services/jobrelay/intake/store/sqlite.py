@@ -7,6 +7,9 @@ record) and a reused key with a different body with 422.
 Limits: each replica has its own file, so a retry that reaches another replica (or arrives after
 the TTL) is not recognised here; it is written again under the same job id, and the processor's
 dedupe by job id + request hash is the backstop (same hash: ignored; different: dead-lettered).
+The worker processes of one replica (`JOBRELAY_INTAKE_WORKERS`) share its file: a retry on
+another worker is recognised once the first request was answered; only requests with one key
+that run at the same moment on two workers can both write (see `jobrelay.intake.workers`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,169 @@
+"""`POST /v1/jobs` as one plain ASGI handler: read and check the request, accept the job, answer.
+
+Each kind of bad input gets its own problem+json answer before anything is decoded: 415 for a
+body that is not JSON, 413 for one over the size limit, 400 for malformed JSON or a bad header,
+422 for a request that breaks the rules. A 202 comes only after Kafka acknowledged the record.
+
+It runs ahead of FastAPI's routing (`fastpath.py`): FastAPI's request plumbing, dependency
+solving and the OpenTelemetry ASGI middleware cost as much CPU as accepting the job itself. So
+this handler makes the request's SERVER span itself, continuing the caller's `traceparent`; the
+span is current while the job is accepted, so the record's headers and the log lines carry it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobrelay.http.problems import PROBLEM_JSON, Problem
+from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
+from jobrelay.intake.problems import check_header, check_media_type, conflict, invalid, too_large, unavailable
+from jobrelay.intake.settings import IntakeSettings
+from jobrelay.observability.logging import get_logger
+from jobrelay.sdk.errors import InvalidJobRequest
+from jobrelay.sdk.identity import ANONYMOUS, build_requested
+from jobrelay.sdk.validation import validate_submission
+
+__all__ = ["ROUTE", "SubmitHandler", "SubmitRoute"]
+
+log = get_logger(__name__)
+ROUTE = "/v1/jobs"
+_TRACER = trace.get_tracer("jobrelay.intake")
+_SPAN_ATTRIBUTES = {"http.request.method": "POST", "http.route": ROUTE, "url.path": ROUTE}
+_ACCEPTED, _REPLAYED = REQUESTS.labels("accepted"), REQUESTS.labels("replayed")
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: there is nobody to answer."""
+
+
+class SubmitHandler:
+    """The ASGI app of `POST /v1/jobs`; the `Intake` comes from the lifespan state."""
+
+    def __init__(self, settings: IntakeSettings) -> None:
+        self._settings, self._limits = settings, settings.limits()
+        self._jobs_url = f"{settings.status_base_url.rstrip('/')}{ROUTE}/"
+        self.client_header = settings.client_id_header
+        self._client_key = settings.client_id_header.lower()
+        self._poll_after = str(settings.poll_after_s).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request (a problem+json document for every refusal)."""
+        headers = _headers(scope)
+        context = propagate.extract(headers)
+        with _TRACER.start_as_current_span(
+            f"POST {ROUTE}", context=context, kind=SpanKind.SERVER, attributes=_SPAN_ATTRIBUTES
+        ) as span:
+            try:
+                status, body, extra = await self._answer(scope["state"]["intake"], headers, receive)
+            except ClientGone:
+                return
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+        media = b"application/json" if status < 400 else PROBLEM_JSON.encode()
+        start = [(b"content-type", media), (b"content-length", str(len(body)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": start})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, intake: Intake, headers: dict[str, str], receive: Receive) -> Answer:
+        started = time.perf_counter()
+        try:
+            job_id, replayed = await self._submit(intake, headers, receive)
+        except Problem as problem:
+            REQUESTS.labels(str(problem.status)).inc()
+            return _problem(problem)
+        except ClientGone:
+            raise
+        except Exception as exc:  # answered as a problem, like the framework would, and logged
+            log.exception("request failed")
+            return _problem(Problem(500, "Internal server error", type(exc).__name__))
+        (_REPLAYED if replayed else _ACCEPTED).inc()
+        ACCEPT_SECONDS.observe(time.perf_counter() - started)
+        return self._accepted(job_id, replayed)
+
+    async def _submit(self, intake: Intake, headers: dict[str, str], receive: Receive) -> tuple[str, bool]:
+        key, client = headers.get("idempotency-key"), headers.get(self._client_key)
+        check_header("Idempotency-Key", key)
+        check_header(self._settings.client_id_header, client)
+        raw = await _read_json_body(headers, receive, self._settings.max_body_bytes)
+        try:
+            submission = await validate_submission(raw, self._limits)
+        except InvalidJobRequest as exc:
+            raise invalid(exc) from exc
+        event = build_requested(submission, idempotency_key=key, client_id=client or ANONYMOUS)
+        try:
+            accepted = await intake.accept(event)
+        except IdempotencyConflict as exc:
+            raise conflict() from exc
+        except BrokerUnavailable as exc:
+            log.warning("job not accepted: kafka unavailable", job_id=event.job_id, error=str(exc))
+            raise unavailable(str(exc), self._settings.unavailable_retry_after_s) from exc
+        log.info("job accepted", job_id=event.job_id, job_type=event.job_type, replayed=accepted.replayed)
+        return accepted.job_id, accepted.replayed
+
+    def _accepted(self, job_id: str, replayed: bool) -> Answer:
+        job_url = self._jobs_url + job_id
+        # No `cancel` link: there is no cancel event on the topics yet, so nothing could honour it.
+        links = {"status": job_url, "result": f"{job_url}/result", "events": f"{job_url}/events"}
+        body = orjson.dumps({"id": job_id, "status": "accepted", "links": links})
+        extra = [(b"location", job_url.encode()), (b"retry-after", self._poll_after)]
+        if replayed:
+            extra.append((b"idempotent-replayed", b"true"))
+        return 202, body, extra
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers by lower-case name; the first of repeated ones wins (as in Starlette)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+async def _read_json_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+    check_media_type(headers.get("content-type", ""))
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # no Content-Length, or a wrong one: the limit holds while reading
+            raise too_large(limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _problem(problem: Problem) -> Answer:
+    document: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
+    if problem.detail:
+        document["detail"] = problem.detail
+    document.update(problem.extensions)
+    extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in problem.headers.items()]
+    return problem.status, orjson.dumps(document), extra
+
+
+class SubmitRoute:
+    """ASGI middleware: `POST /v1/jobs` goes straight to its handler, the rest to the app."""
+
+    def __init__(self, app: ASGIApp, handler: SubmitHandler) -> None:
+        self.app, self.handler = app, handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI call."""
+        if scope["type"] == "http" and scope["path"] == ROUTE and scope["method"] == "POST":
+            await self.handler(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
