@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
 from jobrelay.config.settings import TopicSettings
@@ -31,11 +31,12 @@ from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import PRODUCED
 from jobrelay.observability.tracing import produce_span
 
-__all__ = ["AckedProducer", "PublishError", "in_thread"]
+__all__ = ["AckedProducer", "Position", "PublishError", "in_thread"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
-_Ack = tuple["asyncio.Future[None]", str, KafkaError | None]  # (waiter, topic, error)
+Position = tuple[int, int]  # (partition, offset) of an acknowledged record
+_Ack = tuple["asyncio.Future[Position]", str, KafkaError | None, Position]  # (waiter, topic, error, where)
 POLL_S = 0.05  # how long one poll waits for reports: bounds how fast close() stops the thread
 
 
@@ -86,16 +87,16 @@ class AckedProducer:
         self._poller = threading.Thread(target=self._serve, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
 
-    def publish(self, event: Event) -> asyncio.Future[None]:
-        """Hand `event` to librdkafka; the future resolves once Kafka acknowledged it."""
+    def publish(self, event: Event) -> asyncio.Future[Position]:
+        """Hand `event` to librdkafka; the future resolves to (partition, offset) once Kafka acknowledged it."""
         topic = topic_for(event, self.topics)
-        done: asyncio.Future[None] = self._loop.create_future()
+        done: asyncio.Future[Position] = self._loop.create_future()
         with produce_span(topic, event.job_id):
             value, key = self.codec.encode(event), event.job_id.encode() if event.job_id else None
             headers = cast("list[tuple[str, str | bytes | None]]", event_headers(event, self.source))
             try:
                 self._producer.produce(
-                    topic, value, key, headers=headers, on_delivery=lambda e, _: self._acked(done, topic, e)
+                    topic, value, key, headers=headers, on_delivery=lambda e, m: self._acked(done, topic, e, m)
                 )
             except (BufferError, KafkaException) as exc:  # queue full, or refused before sending
                 raise PublishError(str(exc)) from exc
@@ -131,18 +132,19 @@ class AckedProducer:
         acks, self._acks = self._acks, []
         return acks
 
-    def _acked(self, done: asyncio.Future[None], topic: str, error: KafkaError | None) -> None:
-        self._acks.append((done, topic, error))  # runs in the polling thread, inside poll()
+    def _acked(self, done: asyncio.Future[Position], topic: str, error: KafkaError | None, message: Message) -> None:
+        # runs in the polling thread, inside poll()
+        self._acks.append((done, topic, error, (message.partition() or 0, message.offset() or -1)))
 
     def _settle(self, acks: list[_Ack]) -> None:
-        for done, topic, error in acks:
+        for done, topic, error, where in acks:
             if done.done():  # the caller stopped waiting (its deadline passed)
                 if error is not None:
                     log.debug("late publish failed", error=error.str())
             elif error is not None:
                 done.set_exception(PublishError(error.str()))
             else:
-                done.set_result(None)
+                done.set_result(where)
                 self._produced(topic).inc()
 
     def _produced(self, topic: str) -> Counter:

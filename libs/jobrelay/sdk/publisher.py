@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.messaging.clients import EventProducer, make_codec, make_producer
+from jobrelay.messaging.acked import AckedProducer
+from jobrelay.messaging.clients import make_codec
+from jobrelay.messaging.confluent import producer_config
 from jobrelay.sdk.identity import ANONYMOUS, build_requested
 from jobrelay.sdk.request import RequestLimits
 from jobrelay.sdk.validation import validate_submission
@@ -38,7 +40,7 @@ class JobPublisher:
     """Validates job requests and publishes them, waiting for Kafka's acknowledgement (acks=all)."""
 
     def __init__(
-        self, producer: EventProducer, *, limits: RequestLimits | None = None, client_id: str = ANONYMOUS
+        self, producer: AckedProducer, *, limits: RequestLimits | None = None, client_id: str = ANONYMOUS
     ) -> None:
         self.producer, self.limits, self.client_id = producer, limits or RequestLimits(), client_id
 
@@ -54,13 +56,13 @@ class JobPublisher:
     ) -> AsyncIterator[JobPublisher]:
         """A publisher with its own idempotent producer, flushed and closed on exit."""
         kafka = kafka or KafkaSettings()
-        producer = make_producer(kafka, "sdk-publisher")
-        await producer.start()
+        # librdkafka (idempotent, acks=all, murmur2 partitioning like every other producer of ours)
+        config = producer_config(kafka, "sdk-publisher", **{"message.timeout.ms": 2 * kafka.request_timeout_ms})
+        producer = AckedProducer(config, make_codec(kafka), topics or TopicSettings(), "/jobrelay/sdk")
         try:
-            events = EventProducer(producer, make_codec(kafka), topics or TopicSettings(), "/jobrelay/sdk")
-            yield cls(events, limits=limits, client_id=client_id)
+            yield cls(producer, limits=limits, client_id=client_id)
         finally:
-            await producer.stop()
+            await producer.close(kafka.request_timeout_ms / 1000)
 
     async def publish(
         self,
@@ -84,5 +86,5 @@ class JobPublisher:
         body |= {name: value for name, value in options.items() if value is not None}
         submission = await validate_submission(body, self.limits, prefix="request")
         event = build_requested(submission, idempotency_key=idempotency_key, client_id=self.client_id)
-        metadata = await self.producer.publish(event)
-        return Published(event.job_id, event.request_hash, metadata.partition, metadata.offset)
+        partition, offset = await self.producer.publish(event)
+        return Published(event.job_id, event.request_hash, partition, offset)

@@ -15,7 +15,7 @@ from prometheus_client import Counter, Histogram
 from jobrelay.intake.broker import BrokerLink
 from jobrelay.intake.store import IdempotencyStore
 from jobrelay.jobs.events import JobRequested
-from jobrelay.messaging.acked import PublishError
+from jobrelay.messaging.acked import Position, PublishError
 from jobrelay.observability.logging import get_logger
 
 __all__ = ["ACCEPT_SECONDS", "REQUESTS", "Accepted", "BrokerUnavailable", "IdempotencyConflict", "Intake"]
@@ -114,7 +114,7 @@ class Intake:
         self._link.mark(True)
 
 
-def _expire(acked: asyncio.Future[None]) -> None:
+def _expire(acked: asyncio.Future[Position]) -> None:
     # A timer on the future itself: cheaper than a timeout scope per request.
     if not acked.done():
         acked.set_exception(TimeoutError())

@@ -29,21 +29,13 @@ SOURCE = "/jobrelay/intake"
 
 
 def intake_producer_config(kafka: KafkaSettings, publish_timeout_s: float) -> dict[str, Any]:
-    """librdkafka settings of the intake's producer (idempotent, acks=all, linger 1 ms).
+    """librdkafka settings of the intake's producer (`producer_config`: idempotent, acks=all, linger 1 ms, murmur2).
 
-    - murmur2_random: a keyed record goes where the Java client and aiokafka send it
-      (librdkafka's default, consistent_random, hashes with CRC32), so a job's records share one
-      partition number with every other producer's (co-partitioning).
-    - message.timeout.ms one second past the publish timeout: a record the intake answered 503
-      for is given up soon after, not retried for librdkafka's default five minutes, and a record
-      acknowledged just before the deadline is never cut short.
+    message.timeout.ms is one second past the publish timeout: a record the intake answered 503
+    for is given up soon after, not retried for librdkafka's default five minutes, and a record
+    acknowledged just before the deadline is never cut short.
     """
-    return producer_config(
-        kafka,
-        "intake",
-        partitioner="murmur2_random",
-        **{"message.timeout.ms": int(publish_timeout_s * 1000) + 1000, "socket.nagle.disable": True},
-    )
+    return producer_config(kafka, "intake", **{"message.timeout.ms": int(publish_timeout_s * 1000) + 1000})
 
 
 @dataclass
