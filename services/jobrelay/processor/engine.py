@@ -5,7 +5,7 @@ records (`on_poison`, dead-lettered in the next transaction) and rebalances (`as
 `revoked`, `lost`). `handle` only hands work out, so fetching never waits for a job. A partition
 pauses while it holds `max_pending_per_partition` unfinished jobs or `max_window` offsets above
 its commit point, and resumes as jobs finish. Every partition's outputs and offsets go out
-through one outbox, in one transaction at a time.
+through the outbox of their transaction lane (partition mod lanes), one transaction at a time per lane.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Engine:
     def __init__(
         self,
         fetching: Pausing,
-        outbox: Outbox,
+        outboxes: Sequence[Outbox],
         seen: SeenIndex,
         codec: AvroCodec,
         registry: Registry,
@@ -64,7 +64,7 @@ class Engine:
         settings: ProcessorSettings,
         on_fatal: Callable[[BaseException], None],
     ) -> None:
-        self.fetching, self.outbox, self.seen = fetching, outbox, seen
+        self.fetching, self.outboxes, self.seen = fetching, list(outboxes), seen
         self.codec, self.registry, self.topics, self.settings = codec, registry, topics, settings
         self.workers: dict[int, PartitionWorker] = {}
         self.slots = asyncio.Semaphore(settings.max_in_flight)
@@ -166,7 +166,12 @@ class Engine:
             if self._closed or takeover.tp.partition in self.workers:
                 continue
             self.workers[takeover.tp.partition] = PartitionWorker(
-                takeover.tp, self.outbox, self.codec, self.topics, ledger=takeover.ledger, on_change=self.balance
+                takeover.tp,
+                self._outbox(takeover.tp.partition),
+                self.codec,
+                self.topics,
+                ledger=takeover.ledger,
+                on_change=self.balance,
             )
             log.info("partition taken over", partition=takeover.tp.partition, committed=takeover.ledger.commit_point())
         self.joined = True  # also after an empty assignment: this process is in the group
@@ -176,7 +181,9 @@ class Engine:
         workers = [self.workers[p] for p in partitions if p in self.workers]
         cut_off = await asyncio.gather(*(worker.close(grace) for worker in workers), return_exceptions=True)
         try:
-            await self.outbox.flush()  # their outputs and final offsets, before the partitions move
+            # their outputs and final offsets, before the partitions move
+            lanes = {id(outbox): outbox for outbox in (self._outbox(w.partition) for w in workers)}
+            await asyncio.gather(*(outbox.flush() for outbox in lanes.values()))
         finally:
             for worker, result in zip(workers, cut_off, strict=True):
                 worker.live = False
@@ -193,8 +200,12 @@ class Engine:
         for worker in workers:
             worker.live = False
         await asyncio.gather(*(worker.close(0) for worker in workers), return_exceptions=True)
-        self.outbox.forget()
+        for outbox in self.outboxes:
+            outbox.forget()
         self._paused.difference_update(partitions)
+
+    def _outbox(self, partition: int) -> Outbox:
+        return self.outboxes[partition % len(self.outboxes)]
 
     async def shutdown(self) -> None:
         """Stop every partition (SIGTERM): running jobs get the shutdown grace, then commit."""
