@@ -9,10 +9,7 @@ owner's committed-offset read waits for its predecessor's open transaction to en
 (`isolation.level=read_committed` makes librdkafka ask for stable offsets). One producer per
 process, so one transaction carries the outputs of every partition.
 
-Partitions are spread over `transaction_lanes` producers (partition mod lanes), each committing
-its own transactions, so a transaction touches fewer partitions (its markers are written sooner)
-and the lanes commit in parallel. A lane's transactional id is `<prefix>.<group>.<host>.<slot>.<lane>`,
-the slot being the lowest number whose
+The transactional id is `<prefix>.<group>.<host>.<slot>`, the slot being the lowest number whose
 lock file this process could take: a processor restarted on the same host reuses its
 predecessor's id, and its `init_transactions` aborts the dead process's open transaction at once
 instead of after the transaction timeout.
@@ -97,9 +94,9 @@ def lock_slot(settings: ProcessorSettings) -> tuple[int, IO[bytes]]:
     raise RuntimeError(f"no free transactional slot in {directory}")
 
 
-def transactional_id(settings: ProcessorSettings, slot: int, lane: int) -> str:
-    """A lane's transactional id: stable for a slot on a host, unique among running processes."""
-    return f"{settings.transactional_id_prefix}.{settings.group_id}.{socket.gethostname()}.{slot}.{lane}"
+def transactional_id(settings: ProcessorSettings, slot: int) -> str:
+    """The process's transactional id: stable for a slot on a host, unique among running processes."""
+    return f"{settings.transactional_id_prefix}.{settings.group_id}.{socket.gethostname()}.{slot}"
 
 
 class Aborted(Exception):

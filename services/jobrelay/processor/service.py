@@ -1,4 +1,4 @@
-"""The running processor: its Kafka clients, the outboxes, the engine and the fetcher, started and stopped in order."""
+"""The running processor: its Kafka clients, the outbox, the engine and the fetcher, started and stopped in order."""
 
 from __future__ import annotations
 
@@ -42,18 +42,13 @@ async def running(
             consumer, reader, codec, seen, topic=topics.requested, history_topic=topics.completed,
             rebalance_grace_s=settings.rebalance_grace_s, timeout_s=max(30.0, settings.transaction_timeout_ms / 500),
         )  # fmt: skip
-        outboxes = []
-        for lane in range(min(settings.transaction_lanes, topics.partitions)):
-            txn_id = transactional_id(settings, slot, lane)
-            writer = TransactionalWriter(kafka, settings, txn_id, lambda: fetcher.group_metadata)
-            await asyncio.to_thread(writer.start)
-            stack.push_async_callback(asyncio.to_thread, writer.close)
-            outbox = Outbox(
-                writer, topics.requested, linger=settings.commit_interval_s, on_fatal=lambda e: engine.fail(e)
-            )
-            stack.push_async_callback(outbox.close)
-            outboxes.append(outbox)
-        engine = Engine(fetcher, outboxes, seen, codec, registry, topics=topics, settings=settings, on_fatal=on_fatal)
+        writer = TransactionalWriter(kafka, settings, transactional_id(settings, slot), lambda: fetcher.group_metadata)
+        await asyncio.to_thread(writer.start)
+        stack.push_async_callback(asyncio.to_thread, writer.close)
+        linger = settings.commit_interval_s
+        outbox = Outbox(writer, topics.requested, linger=linger, on_fatal=lambda exc: engine.fail(exc))
+        stack.push_async_callback(outbox.close)
+        engine = Engine(fetcher, outbox, seen, codec, registry, topics=topics, settings=settings, on_fatal=on_fatal)
         fetcher.start(engine)
         try:
             yield engine

@@ -35,13 +35,6 @@ class ProcessorSettings(BaseSettings):
         default="jobrelay-processor",
         description="Prefix of the transactional id (`<prefix>.<group>.<host>.<slot>`, one per process).",
     )
-    transaction_lanes: int = Field(
-        default=4,
-        ge=1,
-        le=64,
-        description="Transactional producers per process, each committing the partitions p with p mod lanes "
-        "= its number: smaller transactions, committed in parallel (lower latency).",
-    )
     transaction_timeout_ms: int = Field(
         default=30_000,
         ge=1000,
