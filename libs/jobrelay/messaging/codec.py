@@ -194,7 +194,7 @@ class AvroCodec:
         return buffer.getvalue()
 
     def decode(
-        self, data: bytes, *, topic: str | None = None, partition: int | None = None, offset: int | None = None
+        self, data: bytes | None, *, topic: str | None = None, partition: int | None = None, offset: int | None = None
     ) -> Event:
         """The event in `data`; raises SerializationError naming the coordinates given."""
         where: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
