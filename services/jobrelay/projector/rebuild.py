@@ -44,7 +44,7 @@ async def rebuild(
 ) -> RebuildReport:
     """Replay everything into a new generation next to `settings.db_path`; swap it in unless told not to."""
     target = generations.new_generation(settings.db_path)
-    store = await SqliteStore.open(target)
+    store = await SqliteStore.open(target, bulk=True)
     try:
         started = time.perf_counter()
         done = await asyncio.to_thread(

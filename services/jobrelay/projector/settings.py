@@ -29,6 +29,9 @@ class ProjectorSettings(BaseSettings):
         description="Base of the links in answers, e.g. https://jobs.example.com (default: the request's).",
     )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="Records per fetch and per transaction.")
+    fetch_max_wait_ms: int = Field(
+        default=20, ge=0, le=10_000, description="How long the broker may hold a fetch that has nothing new."
+    )
     rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per fetch of a rebuild.")
     rebuild_max_jobs: int = Field(
         default=500_000, ge=1, description="Jobs a rebuild folds in memory before writing them out (about 1 KB each)."

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def load(connection: sqlite3.Connection, job_ids: Collection[str]) -> Loaded:
 
 def write(connection: sqlite3.Connection, encoded: Iterable[tuple[Any, ...]], at: Mapping[Position, int]) -> None:
     """Upsert encoded rows (`params`) and positions, inside the caller's transaction."""
-    connection.executemany(_UPSERT, encoded)
+    connection.executemany(_UPSERT, sorted(encoded, key=itemgetter(0)))  # in key order: the B-tree fills in order
     connection.executemany(_POSITION, [(t, p, o) for (t, p), o in at.items()])
 
 
