@@ -23,9 +23,10 @@ from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import Event, JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
 from jobrelay.jobs.sequence import sequence, terminal_sequence
 from jobrelay.messaging.clients import make_codec, make_producer, topic_for
-from jobrelay.messaging.topics import admin_client, ensure_topics
+from jobrelay.messaging.topics import ensure_topics
 from jobrelay.observability import configure_logging
 from jobrelay.projector.rebuild import RebuildReport, rebuild
+from jobrelay.projector.replay import end_offsets
 from jobrelay.projector.settings import ProjectorSettings
 
 __all__ = ["EVENTS_PER_JOB", "life", "publish", "rebuild_once"]
@@ -80,13 +81,16 @@ def _kept_topics(kafka: KafkaSettings, prefix: str, partitions: int) -> Iterator
 
 def _records(kafka: KafkaSettings, topics: TopicSettings) -> int:
     """Records (and transaction markers) on the topics now: what a rebuild would read."""
-    from confluent_kafka import TopicPartition as Partition
-    from confluent_kafka.admin import OffsetSpec
+    from confluent_kafka import KafkaException
 
-    admin = admin_client(kafka)
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    wanted = {Partition(t, p): latest for t in topics.all() for p in range(topics.partitions)}
-    return sum(f.result().offset for f in admin.list_offsets(wanted).values())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return sum(end_offsets(kafka, topics).values())
+        except KafkaException:  # a topic created a moment ago may not have its leader yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # a retry interval, bounded by the deadline
 
 
 async def _main(events: int, partitions: int, runs: int, keep: str | None) -> None:

@@ -20,6 +20,7 @@ from jobrelay.projector.replay import replay
 from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store import generations
 from jobrelay.projector.store.sqlite import SqliteStore
+from jobrelay.projector.workers import replay_in_workers
 
 __all__ = ["RebuildReport", "rebuild"]
 
@@ -47,15 +48,27 @@ async def rebuild(
     store = await SqliteStore.open(target, bulk=True)
     try:
         started = time.perf_counter()
-        done = await asyncio.to_thread(
-            replay,
-            kafka,
-            topics,
-            make_codec(kafka),
-            store.update_now,  # the replay's thread is the only user of this new generation
-            max_jobs=settings.rebuild_max_jobs,
-            batch=settings.rebuild_batch_size,
-        )
+        # The replay's thread is the only user of this new generation: it writes without hops.
+        if settings.rebuild_workers > 1:
+            done = await asyncio.to_thread(
+                replay_in_workers,
+                kafka,
+                topics,
+                store,
+                workers=settings.rebuild_workers,
+                batch=settings.rebuild_batch_size,
+                max_jobs=settings.rebuild_max_jobs,
+            )
+        else:
+            done = await asyncio.to_thread(
+                replay,
+                kafka,
+                topics,
+                make_codec(kafka),
+                store.update_now,
+                max_jobs=settings.rebuild_max_jobs,
+                batch=settings.rebuild_batch_size,
+            )
         seconds = time.perf_counter() - started
         now = datetime.now(UTC)
         purged = await store.purge(now - settings.retention, now)

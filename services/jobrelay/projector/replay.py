@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -31,7 +31,7 @@ from jobrelay.projector.feed import SKIPPED
 from jobrelay.projector.store.base import Fold, Loaded, Position
 from jobrelay.projector.store.rows import JobRow
 
-__all__ = ["Folder", "Replay", "end_offsets", "replay"]
+__all__ = ["Folder", "Replay", "end_offsets", "fold_onto", "open_consumer", "read_batch", "replay"]
 
 log = get_logger(__name__)
 Writer = Callable[[list[str], Fold, Mapping[Position, int]], object]
@@ -52,21 +52,38 @@ def end_offsets(kafka: KafkaSettings, topics: TopicSettings, timeout: float = 30
     return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
 
 
+def fold_onto(before: JobRow | None, events: Sequence[Event], requested_topic: str) -> JobRow:
+    """`before`'s row with `events` applied (a new row when there is none)."""
+    state = evolve(before.state if before is not None else None, events[0], requested_topic=requested_topic)
+    for event in events[1:]:
+        state = evolve(state, event, requested_topic=requested_topic)
+    if before is None:
+        return JobRow(state, 1, len(events))
+    return JobRow(state, before.version + (state != before.state), before.applied + len(events))
+
+
 @dataclass
 class Folder:
-    """Jobs folded in memory; what was written already is folded onto its stored row at the next write."""
+    """Jobs folded in memory; what was written already is folded onto its stored row at the next write.
+
+    With `owns`, only the jobs it accepts are folded; the events of others are kept as `strays`.
+    """
 
     requested_topic: str
+    owns: Callable[[str], bool] | None = None
     states: dict[str, JobState] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)
     later: dict[str, list[Event]] = field(default_factory=dict)  # events of jobs already written
+    strays: list[Event] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
         """Fold one event into its job (an event without a job id is counted and left out)."""
         job_id = event.job_id
         if job_id is None:
             EVENTS_IGNORED.labels("no_job_id").inc()
+        elif self.owns is not None and not self.owns(job_id):
+            self.strays.append(event)
         elif job_id in self.written:
             self.later.setdefault(job_id, []).append(event)
         else:
@@ -78,20 +95,14 @@ class Folder:
         """Jobs held in memory."""
         return len(self.states) + len(self.later)
 
+    def fresh_rows(self) -> list[JobRow]:
+        """The rows of the held jobs never written before."""
+        return [JobRow(state, 1, self.applied[job_id]) for job_id, state in self.states.items()]
+
     def rows(self, loaded: Loaded) -> list[JobRow]:
         """Every held job's row (the Fold of a write; `loaded` has the rows of the jobs written before)."""
-        rows = [JobRow(state, 1, self.applied[job_id]) for job_id, state in self.states.items()]
-        for job_id, events in self.later.items():
-            before = loaded.rows.get(job_id)
-            state = evolve(
-                before.state if before is not None else None, events[0], requested_topic=self.requested_topic
-            )
-            for event in events[1:]:
-                state = evolve(state, event, requested_topic=self.requested_topic)
-            version = before.version if before is not None else 0
-            changed = before is None or state != before.state
-            rows.append(JobRow(state, version + changed, len(events) + (before.applied if before else 0)))
-        return rows
+        later = [fold_onto(loaded.rows.get(i), events, self.requested_topic) for i, events in self.later.items()]
+        return self.fresh_rows() + later
 
     def written_out(self) -> None:
         """Forget the held jobs once they are stored."""
@@ -106,6 +117,7 @@ class Replay:
     ends: dict[Position, int]
     positions: dict[Position, int] = field(default_factory=dict)
     records: int = 0
+    skipped: int = 0  # undecodable
 
     def __post_init__(self) -> None:
         self.open = {tp for tp, end in self.ends.items() if end > 0}
@@ -121,11 +133,11 @@ def replay(
     """Read and fold every partition up to its end offset now, writing through `write`; blocking."""
     state = Replay(end_offsets(kafka, topics))
     folder = Folder(topics.requested)
-    consumer = _consumer(kafka, state.open)
+    consumer = open_consumer(kafka, state.open)
     try:
         while state.open:
             messages = consumer.consume(num_messages=batch, timeout=0.5)
-            _fold(messages, state, folder, codec, consumer)
+            read_batch(messages, state, folder, codec, consumer)
             if folder.held >= max_jobs:
                 _write(folder, state, write)
         _write(folder, state, write)
@@ -134,7 +146,8 @@ def replay(
     return state
 
 
-def _consumer(kafka: KafkaSettings, partitions: Iterable[Position]) -> Consumer:
+def open_consumer(kafka: KafkaSettings, partitions: Iterable[Position]) -> Consumer:
+    """A librdkafka consumer assigned `partitions` from their first offset."""
     # A group id librdkafka insists on; never joined (assign), never committed to.
     options = {"group.id": f"jobrelay-rebuild-{uuid.uuid4()}", "enable.partition.eof": True}
     consumer = Consumer(consumer_config(kafka, "projector-rebuild", **options))
@@ -142,7 +155,15 @@ def _consumer(kafka: KafkaSettings, partitions: Iterable[Position]) -> Consumer:
     return consumer
 
 
-def _fold(messages: list[Message], state: Replay, folder: Folder, codec: AvroCodec, consumer: Consumer) -> None:
+def read_batch(
+    messages: list[Message],
+    state: Replay,
+    folder: Folder,
+    codec: AvroCodec,
+    consumer: Consumer,
+    mine: Callable[[bytes | None], bool] | None = None,
+) -> None:
+    """Decode and fold a consumed batch; with `mine`, only the records whose key it accepts."""
     ends, positions = state.ends, state.positions
     for message in messages:
         # A message from consume() always names its partition (the Nones are for produced ones).
@@ -161,9 +182,12 @@ def _fold(messages: list[Message], state: Replay, folder: Folder, codec: AvroCod
         positions[where] = offset + 1
         if offset + 1 >= ends[where]:
             state.done(topic, partition)
+        if mine is not None and not mine(message.key()):
+            continue  # another worker decodes and folds it
         try:
             folder.add(codec.decode(message.value(), topic=topic, partition=partition, offset=offset))
         except SerializationError:
+            state.skipped += 1
             SKIPPED.inc()
             log.warning("undecodable record skipped", topic=topic, partition=partition, offset=offset)
 

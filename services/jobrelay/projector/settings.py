@@ -33,6 +33,9 @@ class ProjectorSettings(BaseSettings):
         default=20, ge=0, le=10_000, description="How long the broker may hold a fetch that has nothing new."
     )
     rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per fetch of a rebuild.")
+    rebuild_workers: int = Field(
+        default=2, ge=1, le=64, description="Processes that decode and fold a rebuild (1: in the rebuild's own)."
+    )
     rebuild_max_jobs: int = Field(
         default=500_000, ge=1, description="Jobs a rebuild folds in memory before writing them out (about 1 KB each)."
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from jobrelay.projector.store import sqlite_sql as sql
 from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position
@@ -72,14 +72,29 @@ class SqliteStore:
         """Load, fold and store with the positions: one transaction, one hop to the writer's thread."""
         return await self._in(self._writing, lambda: self._update(job_ids, fold, positions))
 
-    def update_now(self, job_ids: Collection[str], fold: Fold, positions: Mapping[Position, int]) -> list[JobRow]:
-        """`update` in the calling thread, for a store nothing else uses meanwhile (a rebuild's generation)."""
-        return self._update(job_ids, fold, positions)
+    def update_now(
+        self,
+        job_ids: Collection[str],
+        fold: Fold,
+        positions: Mapping[Position, int],
+        encoded: Sequence[tuple[Any, ...]] = (),
+    ) -> list[JobRow]:
+        """`update` in the calling thread, for a store nothing else uses meanwhile (a rebuild's generation).
 
-    def _update(self, job_ids: Collection[str], fold: Fold, positions: Mapping[Position, int]) -> list[JobRow]:
+        `encoded`: more rows, already in `sql.params` form (encoded by a rebuild's workers), of other jobs.
+        """
+        return self._update(job_ids, fold, positions, encoded)
+
+    def _update(
+        self,
+        job_ids: Collection[str],
+        fold: Fold,
+        positions: Mapping[Position, int],
+        encoded: Sequence[tuple[Any, ...]] = (),
+    ) -> list[JobRow]:
         with sql.transaction(self._writer):  # the load belongs to the transaction it is written back in
             rows = list(fold(self._load(job_ids)))
-            sql.write(self._writer, [sql.params(row) for row in rows], positions)
+            sql.write(self._writer, [*encoded, *(sql.params(row) for row in rows)], positions)
         self._remember(rows)
         return rows
 
