@@ -3,8 +3,9 @@
 Each connection has one thread of its own, and every call is one hop to it: a batch's load,
 fold, upserts, positions and commit run as one function in the writer's thread, inside one
 `BEGIN IMMEDIATE … COMMIT` (not one hop per statement, which cost a quarter of the projector's
-CPU with aiosqlite); a small batch runs the same function on the event loop, without a hop. Readers use their own connection and, thanks to WAL, see the last
-committed batch without waiting for the writer.
+CPU with aiosqlite); a small batch runs the same function on the event loop, without a hop.
+Readers use their own connection and, thanks to WAL, see the last committed batch without
+waiting for the writer.
 
 The writer keeps the rows it last wrote in a bounded cache: it is the file's only writer, so a
 cached row is the stored row, and a batch about jobs it just wrote skips reading and decoding them.
