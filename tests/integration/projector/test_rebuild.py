@@ -48,13 +48,24 @@ async def test_workers_fold_every_job_once_even_when_keys_are_not_job_ids(
     await publisher.publish(no_job, key=b"no job")  # read, counted, but about no job
     sent += 2
 
-    one, parallel = await asyncio.gather(
+    one, parallel, chunked, chunked_here = await asyncio.gather(
         _view(ProjectorSettings(db_path=tmp_path / "one.sqlite", rebuild_workers=1), kafka_settings, topics),
         _view(ProjectorSettings(db_path=tmp_path / "three.sqlite", rebuild_workers=3), kafka_settings, topics),
+        _view(  # jobs written out every few jobs: later events fold onto the stored rows
+            ProjectorSettings(db_path=tmp_path / "chunks.sqlite", rebuild_workers=2, rebuild_max_jobs=8),
+            kafka_settings,
+            topics,
+        ),
+        _view(
+            ProjectorSettings(db_path=tmp_path / "chunks1.sqlite", rebuild_workers=1, rebuild_max_jobs=8),
+            kafka_settings,
+            topics,
+        ),
     )
     # The change counter depends on write boundaries (a stray event is folded in a later write).
-    assert [(r.state, r.applied) for r in one[0]] == [(r.state, r.applied) for r in parallel[0]]
-    assert one[1] == parallel[1]
+    for other in (parallel, chunked, chunked_here):
+        assert [(r.state, r.applied) for r in one[0]] == [(r.state, r.applied) for r in other[0]]
+        assert one[1] == other[1]
     rows, records = one
     assert records == sent, "every record read, the undecodable one included"
     assert len(rows) == JOBS and {r.state.status.value for r in rows} == {"SUCCEEDED"}
