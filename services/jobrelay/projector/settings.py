@@ -30,7 +30,7 @@ class ProjectorSettings(BaseSettings):
     )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="Records per fetch and per transaction.")
     fetch_max_wait_ms: int = Field(
-        default=20, ge=0, le=10_000, description="How long the broker may hold a fetch that has nothing new."
+        default=500, ge=0, le=10_000, description="How long the broker may hold a fetch that has nothing new."
     )
     rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per fetch of a rebuild.")
     rebuild_workers: int = Field(
