@@ -109,6 +109,7 @@ class Runtime:
                 batch_size=self.settings.batch_size,
                 trace=self.trace,
                 fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                fetch_min_bytes=self.settings.fetch_min_bytes,
             )
         except BaseException:
             await store.close()
