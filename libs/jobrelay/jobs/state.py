@@ -14,9 +14,9 @@ been heard of (started, progress, heartbeat) for longer than `stall_after`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from jobrelay.jobs.events import (
     DeadLetterReason,
@@ -207,16 +207,54 @@ def evolve(state: JobState | None, event: Event, *, requested_topic: str) -> Job
     state = state if state is not None else JobState(job_id=event.job_id)
     if state.job_id != event.job_id:
         raise ValueError(f"event of job {event.job_id} applied to job {state.job_id}")
-    state = _timestamps(state, event)
+    # The timestamps and the event's own registers are disjoint fields: one new state per event.
+    changes = _timestamps(state, event)
     match event:
         case JobRequested():
-            return _requested(state, event)
+            changes.update(_requested(state, event))
         case JobProgress():
-            return _progress(state, event)
+            changes.update(_progress(state, event))
         case JobCompleted():
-            return _completed(state, event)
+            changes.update(_completed(state, event))
         case JobDeadLettered():
-            return _dead_lettered(state, event, requested_topic)
+            changes.update(_dead_lettered(state, event, requested_topic))
+    return _with(state, changes)
+
+
+Changes = dict[str, Any]
+"""New values of some JobState fields."""
+_REGISTERS = (
+    "typed",
+    "request",
+    "step",
+    "outcome",
+    "percent",
+    "message",
+    "notes",
+    "first_at",
+    "last_at",
+    "activity_at",
+)
+if tuple(f.name for f in fields(JobState)) != ("job_id", *_REGISTERS):  # _with names every field
+    raise ImportError("JobState's fields changed: update _REGISTERS and _with")
+
+
+def _with(state: JobState, changes: Changes) -> JobState:
+    """`dataclasses.replace(state, **changes)` without its generic walk over the fields (the fold's hot spot)."""
+    get = changes.get
+    return JobState(
+        job_id=state.job_id,
+        typed=get("typed", state.typed),
+        request=get("request", state.request),
+        step=get("step", state.step),
+        outcome=get("outcome", state.outcome),
+        percent=get("percent", state.percent),
+        message=get("message", state.message),
+        notes=get("notes", state.notes),
+        first_at=get("first_at", state.first_at),
+        last_at=get("last_at", state.last_at),
+        activity_at=get("activity_at", state.activity_at),
+    )
 
 
 _T = TypeVar("_T", Valued, Step, Outcome)
@@ -241,18 +279,20 @@ def _earlier_type(current: Valued | None, candidate: Valued) -> Valued:
     return current
 
 
-def _timestamps(state: JobState, event: Event) -> JobState:
+def _timestamps(state: JobState, event: Event) -> Changes:
     at = event.occurred_at
     first = at if state.first_at is None else min(state.first_at, at)
     last = at if state.last_at is None else max(state.last_at, at)
-    state = replace(state, first_at=first, last_at=last)
+    changes: Changes = {"first_at": first, "last_at": last}
     if event.job_type:
         typed = Valued(sequence=event.sequence, event_id=event.event_id, value=event.job_type)
-        state = replace(state, typed=_earlier_type(state.typed, typed))
-    return state
+        changes["typed"] = _earlier_type(state.typed, typed)
+    return changes
 
 
-def _requested(state: JobState, event: JobRequested) -> JobState:
+def _requested(state: JobState, event: JobRequested) -> Changes:
+    if state.request is not None:
+        return {}  # duplicates carry the same request; keep the first one's values for a deterministic state
     request = Request(
         job_type=event.job_type,
         created_at=event.occurred_at,
@@ -262,11 +302,10 @@ def _requested(state: JobState, event: JobRequested) -> JobState:
         callback_url=event.callback_url,
         client_id=event.client_id,
     )
-    # Duplicates carry the same request; keep the first one's values for a deterministic state.
-    return state if state.request is not None else replace(state, request=request)
+    return {"request": request}
 
 
-def _progress(state: JobState, event: JobProgress) -> JobState:
+def _progress(state: JobState, event: JobProgress) -> Changes:
     step = Step(
         sequence=event.sequence,
         event_id=event.event_id,
@@ -275,17 +314,17 @@ def _progress(state: JobState, event: JobProgress) -> JobState:
         retry_at=event.retry_at,
     )
     activity = event.occurred_at if state.activity_at is None else max(state.activity_at, event.occurred_at)
-    state = replace(state, step=_higher(state.step, step), activity_at=activity)
+    changes: Changes = {"step": _higher(state.step, step), "activity_at": activity}
     if event.percent is not None:
         percent = Valued(sequence=event.sequence, event_id=event.event_id, value=event.percent)
-        state = replace(state, percent=_higher(state.percent, percent))
+        changes["percent"] = _higher(state.percent, percent)
     if event.message is not None:
         message = Valued(sequence=event.sequence, event_id=event.event_id, value=event.message)
-        state = replace(state, message=_higher(state.message, message))
-    return state
+        changes["message"] = _higher(state.message, message)
+    return changes
 
 
-def _completed(state: JobState, event: JobCompleted) -> JobState:
+def _completed(state: JobState, event: JobCompleted) -> Changes:
     outcome = Outcome(
         completed=True,
         sequence=event.sequence,
@@ -296,10 +335,10 @@ def _completed(state: JobState, event: JobCompleted) -> JobState:
         result=event.result,
         error=event.error,
     )
-    return replace(state, outcome=_higher(state.outcome, outcome))
+    return {"outcome": _higher(state.outcome, outcome)}
 
 
-def _dead_lettered(state: JobState, event: JobDeadLettered, requested_topic: str) -> JobState:
+def _dead_lettered(state: JobState, event: JobDeadLettered, requested_topic: str) -> Changes:
     if event.source_topic == requested_topic:
         # The request itself could not be handled: the job failed, with the reason as its error.
         outcome = Outcome(
@@ -311,7 +350,7 @@ def _dead_lettered(state: JobState, event: JobDeadLettered, requested_topic: str
             at=event.occurred_at,
             error=JobError(code=event.reason.value, message=event.error_message or event.reason.value),
         )
-        return replace(state, outcome=_higher(state.outcome, outcome))
+        return {"outcome": _higher(state.outcome, outcome)}
     note = Note(
         event_id=event.event_id,
         stage=event.stage,
@@ -323,5 +362,5 @@ def _dead_lettered(state: JobState, event: JobDeadLettered, requested_topic: str
         last_status=event.last_status,
     )
     if any(n.event_id == note.event_id for n in state.notes):
-        return state
-    return replace(state, notes=tuple(sorted((*state.notes, note), key=lambda n: (n.at, n.event_id))))
+        return {}
+    return {"notes": tuple(sorted((*state.notes, note), key=lambda n: (n.at, n.event_id)))}

@@ -21,10 +21,10 @@ from jobrelay.messaging.loop import Received
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.tracing import consume_span
 from jobrelay.projector.hub import ChangeHub
-from jobrelay.projector.store.base import Position, ViewStore
+from jobrelay.projector.store.base import Loaded, Position, ViewStore
 from jobrelay.projector.store.rows import JobRow
 
-__all__ = ["EVENTS_APPLIED", "Projector"]
+__all__ = ["EVENTS_APPLIED", "Projector", "by_job"]
 
 log = get_logger(__name__)
 
@@ -48,23 +48,16 @@ class Projector:
         """Fold the staged events and store them with `offsets`, in one transaction."""
         started = time.perf_counter()
         staged, self._staged = self._staged, []
-        rows, changed, applied = await self._fold(staged)
+        batch = _Batch(self, staged)
         positions: dict[Position, int] = {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
-        await self.store.write(rows, positions)
-        EVENTS_APPLIED.inc(applied)
+        await self.store.update(list(batch.by_job), batch, positions)
+        EVENTS_APPLIED.inc(batch.applied)
         self.hub.advanced(positions)
-        self.hub.changed(changed)
+        self.hub.changed(batch.changed)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _fold(self, staged: Sequence[Received]) -> tuple[list[JobRow], list[str], int]:
+    def fold(self, by_job: Mapping[str, Sequence[Received]], loaded: Loaded) -> tuple[list[JobRow], list[str], int]:
         """The new rows, the ids of the jobs whose view changed, and how many events were applied."""
-        by_job: dict[str, list[Received]] = defaultdict(list)
-        for received in staged:
-            if received.event.job_id is None:
-                EVENTS_IGNORED.labels("no_job_id").inc()
-                continue
-            by_job[received.event.job_id].append(received)
-        loaded = await self.store.load(list(by_job))
         rows: list[JobRow] = []
         changed: list[str] = []
         applied = 0
@@ -72,10 +65,11 @@ class Projector:
             if job_id in loaded.purged:
                 EVENTS_IGNORED.labels("purged").inc(len(events))  # a late event of a purged job stays purged
                 continue
-            row = self._apply(loaded.rows.get(job_id), events)
+            before = loaded.rows.get(job_id)
+            row = self._apply(before, events)
             rows.append(row)
             applied += len(events)
-            if row.version != getattr(loaded.rows.get(job_id), "version", 0):
+            if row.version != (before.version if before is not None else 0):
                 changed.append(job_id)
         return rows, changed, applied
 
@@ -101,3 +95,27 @@ class Projector:
             structlog.contextvars.bound_contextvars(job_id=job_id),
         ):
             return evolve(state, received.event, requested_topic=self.requested_topic)
+
+
+def by_job(staged: Sequence[Received]) -> dict[str, list[Received]]:
+    """The staged events grouped by job, in arrival order (events without a job id are counted and left out)."""
+    grouped: dict[str, list[Received]] = defaultdict(list)
+    for received in staged:
+        if received.event.job_id is None:
+            EVENTS_IGNORED.labels("no_job_id").inc()
+            continue
+        grouped[received.event.job_id].append(received)
+    return grouped
+
+
+class _Batch:
+    """One flush's fold, run by the store inside its transaction (in the writer's thread for SQLite)."""
+
+    def __init__(self, projector: Projector, staged: Sequence[Received]) -> None:
+        self.projector, self.by_job = projector, by_job(staged)
+        self.changed: list[str] = []
+        self.applied = 0
+
+    def __call__(self, loaded: Loaded) -> list[JobRow]:
+        rows, self.changed, self.applied = self.projector.fold(self.by_job, loaded)
+        return rows

@@ -129,9 +129,17 @@ async def open_feed(
     dead_letters: EventProducer | None,
     batch_size: int,
     trace: bool = True,
+    fetch_max_wait_ms: int = 500,
+    fetch_min_bytes: int = 1,
 ) -> Feed:
     """A started consumer, assigned and positioned from `store`, with its loop (not running yet)."""
-    consumer = make_consumer(kafka, SERVICE, max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = make_consumer(
+        kafka,
+        SERVICE,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_min_bytes=fetch_min_bytes,
+    )
     await consumer.start()
     try:
         positions = await store.positions()

@@ -28,7 +28,9 @@ log = get_logger(__name__)
 
 
 @asynccontextmanager
-async def running(settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings) -> AsyncIterator[Runtime]:
+async def running(
+    settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings, *, trace: bool = True
+) -> AsyncIterator[Runtime]:
     """A started runtime with its Kafka clients; everything stopped on exit, in reverse order."""
     async with AsyncExitStack() as stack:
         await asyncio.to_thread(ensure_topics, kafka, topics)  # idempotent; refuses mismatched partition counts
@@ -39,9 +41,8 @@ async def running(settings: ProjectorSettings, kafka: KafkaSettings, topics: Top
         offsets = make_consumer(kafka, "projector-offsets")  # end offsets only: never assigned
         await offsets.start()
         stack.push_async_callback(offsets.stop)
-        runtime = Runtime(
-            settings, kafka, topics, codec, EventProducer(producer, codec, topics, "/jobrelay/projector"), offsets
-        )
+        dead_letters = EventProducer(producer, codec, topics, "/jobrelay/projector")
+        runtime = Runtime(settings, kafka, topics, codec, dead_letters, offsets, trace=trace)
         await runtime.start()
         stack.push_async_callback(runtime.stop)
         log.info("projector started", store=settings.store, db_path=str(settings.db_path), topics=topics.all())
@@ -49,13 +50,15 @@ async def running(settings: ProjectorSettings, kafka: KafkaSettings, topics: Top
     log.info("projector stopped")
 
 
-def create_app(settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings) -> FastAPI:
-    """The projector's ASGI app; its lifespan runs the consumer."""
+def create_app(
+    settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings, *, trace: bool = True
+) -> FastAPI:
+    """The projector's ASGI app; its lifespan runs the consumer (`trace`: a span per applied event)."""
     context = Context(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(settings, kafka, topics) as runtime:
+        async with running(settings, kafka, topics, trace=trace) as runtime:
             context.runtime = runtime
             try:
                 yield
@@ -82,5 +85,6 @@ async def main(settings: ProjectorSettings | None = None) -> None:
     observability = ObservabilitySettings()
     configure_logging("projector", observability.log_level, observability.log_format)
     configure_tracing("jobrelay-projector", observability.otlp_endpoint)
-    app = create_app(settings, KafkaSettings(), TopicSettings())
+    # A span per applied event costs more than the fold itself: only when something exports them.
+    app = create_app(settings, KafkaSettings(), TopicSettings(), trace=bool(observability.otlp_endpoint))
     await serve(app, settings.host, settings.port)

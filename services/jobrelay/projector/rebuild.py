@@ -1,8 +1,9 @@
 """Rebuild: replay the four topics from the beginning into a fresh generation, then swap it in.
 
-The replay stops at the end offsets taken when it started; the retention purge runs on the
-result, as on the live view; the generation is checkpointed and closed, and only then does the
-`db_path` symlink move to it (atomically). A running projector notices and switches over.
+The replay (`replay.py`: librdkafka, folded in memory, each job's row written once) stops at the
+end offsets taken when it started; the retention purge runs on the result, as on the live view;
+the generation is checkpointed and closed, and only then does the `db_path` symlink move to it
+(atomically). A running projector notices and switches over.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import TopicPartition
-
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.messaging.clients import make_codec
-from jobrelay.projector.feed import Feed, open_feed
-from jobrelay.projector.hub import ChangeHub
+from jobrelay.projector.replay import replay
 from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store import generations
 from jobrelay.projector.store.sqlite import SqliteStore
+from jobrelay.projector.workers import replay_in_workers
 
 __all__ = ["RebuildReport", "rebuild"]
 
@@ -46,50 +45,36 @@ async def rebuild(
 ) -> RebuildReport:
     """Replay everything into a new generation next to `settings.db_path`; swap it in unless told not to."""
     target = generations.new_generation(settings.db_path)
-    store = await SqliteStore.open(target)
-    hub = ChangeHub()
-    feed = await open_feed(
-        kafka,
-        topics,
-        make_codec(kafka),
-        store,
-        hub,
-        dead_letters=None,
-        batch_size=settings.rebuild_batch_size,
-        trace=False,
-    )
+    store = await SqliteStore.open(target, bulk=True)
     try:
         started = time.perf_counter()
-        records = await _replay(feed, hub, await feed.consumer.end_offsets(feed.partitions))
+        # The replay's thread is the only user of this new generation: it writes without hops.
+        if settings.rebuild_workers > 1:
+            done = await asyncio.to_thread(
+                replay_in_workers,
+                kafka,
+                topics,
+                store,
+                workers=settings.rebuild_workers,
+                batch=settings.rebuild_batch_size,
+                max_jobs=settings.rebuild_max_jobs,
+            )
+        else:
+            done = await asyncio.to_thread(
+                replay,
+                kafka,
+                topics,
+                make_codec(kafka),
+                store.update_now,
+                max_jobs=settings.rebuild_max_jobs,
+                batch=settings.rebuild_batch_size,
+            )
         seconds = time.perf_counter() - started
         now = datetime.now(UTC)
         purged = await store.purge(now - settings.retention, now)
         await store.checkpoint()
     finally:
-        await feed.close()
+        await store.close()
     if swap:
         generations.swap(settings.db_path, target)
-    return RebuildReport(target, records, seconds, len(purged))
-
-
-async def _replay(feed: Feed, hub: ChangeHub, ends: dict[TopicPartition, int]) -> int:
-    """Run the loop until every partition is read up to `ends`; returns the records read."""
-    task = asyncio.create_task(feed.loop.run())
-    try:
-        while not await _reached(feed, hub, ends):
-            if task.done():
-                break  # the loop failed: its exception surfaces below
-            await hub.wait_advanced(0.2)
-    finally:
-        feed.loop.stop()
-    return await task
-
-
-async def _reached(feed: Feed, hub: ChangeHub, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        stored = hub.position((tp.topic, tp.partition))
-        # Past the last record, the consumer position also skips trailing transaction markers.
-        position = stored if feed.loop.busy else max(stored, await feed.consumer.position(tp))
-        if position < end:
-            return False
-    return True
+    return RebuildReport(target, done.records, seconds, len(purged))

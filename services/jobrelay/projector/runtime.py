@@ -53,8 +53,11 @@ class Runtime:
         codec: AvroCodec,
         dead_letters: EventProducer | None,
         offsets: AIOKafkaConsumer,
+        *,
+        trace: bool = True,
     ) -> None:
-        self.settings, self.kafka, self.topics, self.codec = settings, kafka, topics, codec
+        """`trace`: a CONSUMER span per applied event (worth its cost only when spans are exported)."""
+        self.settings, self.kafka, self.topics, self.codec, self.trace = settings, kafka, topics, codec, trace
         self.dead_letters, self.offsets = dead_letters, offsets
         self.hub = ChangeHub()
         self.lag: int | None = None  # records behind, over every partition (None until measured)
@@ -104,6 +107,9 @@ class Runtime:
                 self.hub,
                 dead_letters=self.dead_letters,
                 batch_size=self.settings.batch_size,
+                trace=self.trace,
+                fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                fetch_min_bytes=self.settings.fetch_min_bytes,
             )
         except BaseException:
             await store.close()

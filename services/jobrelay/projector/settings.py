@@ -29,7 +29,19 @@ class ProjectorSettings(BaseSettings):
         description="Base of the links in answers, e.g. https://jobs.example.com (default: the request's).",
     )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="Records per fetch and per transaction.")
-    rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per batch of a rebuild.")
+    fetch_max_wait_ms: int = Field(
+        default=500, ge=0, le=10_000, description="How long the broker may hold a fetch that has nothing new."
+    )
+    fetch_min_bytes: int = Field(
+        default=1, ge=1, description="Bytes the broker gathers before answering a fetch (within fetch_max_wait_ms)."
+    )
+    rebuild_batch_size: int = Field(default=5000, ge=1, le=50_000, description="Records per fetch of a rebuild.")
+    rebuild_workers: int = Field(
+        default=2, ge=1, le=64, description="Processes that decode and fold a rebuild (1: in the rebuild's own)."
+    )
+    rebuild_max_jobs: int = Field(
+        default=500_000, ge=1, description="Jobs a rebuild folds in memory before writing them out (about 1 KB each)."
+    )
     retention_s: float = Field(
         default=7 * 24 * 3600, gt=0, description="Terminal jobs are purged (then 410) after this."
     )

@@ -12,7 +12,7 @@ import pytest
 from jobrelay.jobs.events import JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
 from jobrelay.jobs.sequence import sequence, terminal_sequence
 from jobrelay.jobs.state import JobState, JobStatus, evolve
-from jobrelay.projector.store import Cursor, JobQuery, JobRow, MemoryStore, SqliteStore, ViewStore
+from jobrelay.projector.store import Cursor, JobQuery, JobRow, Loaded, MemoryStore, SqliteStore, ViewStore
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STALL = timedelta(seconds=60)
@@ -63,6 +63,36 @@ class StoreContract:
             await store.write([_job(T0), broken], {("t.job-progress", 0): 9})
         assert await store.positions() == {}
         assert await store.all_rows() == []
+
+    async def test_update_folds_the_stored_rows_and_writes_them_with_the_positions(self, store: ViewStore) -> None:
+        row = _job(T0)
+        await store.write([row], {("p", 0): 1})
+        fresh = _job(T0)
+
+        def fold(loaded: Loaded) -> list[JobRow]:
+            assert loaded.rows == {row.job_id: row}
+            return [JobRow(loaded.rows[row.job_id].state, 2, 2), fresh]
+
+        written = await store.update([row.job_id, fresh.job_id], fold, {("p", 0): 3})
+        assert written == [JobRow(row.state, 2, 2), fresh]
+        assert await store.all_rows() == sorted(written, key=lambda r: r.job_id)
+        assert await store.positions() == {("p", 0): 3}
+
+    async def test_an_update_whose_fold_fails_stores_nothing(self, store: ViewStore) -> None:
+        row = _job(T0)
+        await store.write([row], {("p", 0): 1})
+
+        def fold(loaded: Loaded) -> list[JobRow]:
+            raise RuntimeError("the fold broke")
+
+        with pytest.raises(RuntimeError, match="the fold broke"):
+            await store.update([row.job_id], fold, {("p", 0): 9})
+        broken = JobRow(JobState(job_id=str(uuid.uuid4())), 1, 1)
+        with pytest.raises(ValueError, match="no event"):
+            await store.update([], lambda _: [_job(T0), broken], {("p", 0): 9})
+        assert await store.all_rows() == [row]
+        assert await store.positions() == {("p", 0): 1}
+        assert (await store.load([row.job_id])).rows == {row.job_id: row}
 
     async def test_a_newer_row_replaces_the_older(self, store: ViewStore) -> None:
         row = _job(T0)

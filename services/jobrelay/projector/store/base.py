@@ -7,7 +7,7 @@ consumer-group commits, so the view is exactly-once.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -15,7 +15,7 @@ from typing import Protocol
 from jobrelay.jobs.state import JobState, JobStatus, status_at
 from jobrelay.projector.store.rows import JobRow, iso
 
-__all__ = ["Cursor", "JobQuery", "Loaded", "Position", "ViewStore", "matches", "sort_key"]
+__all__ = ["Cursor", "Fold", "JobQuery", "Loaded", "Position", "ViewStore", "matches", "sort_key"]
 
 Position = tuple[str, int]
 """(topic, partition)."""
@@ -51,6 +51,10 @@ class Loaded:
     purged: frozenset[str]
 
 
+Fold = Callable[[Loaded], Sequence[JobRow]]
+"""Given the stored rows of some jobs, the rows to store in their place (pure: it may run in any thread)."""
+
+
 def sort_key(state: JobState) -> tuple[str, str]:
     """The list order (newest first, by descending key): created_at, then id."""
     created = state.created_at
@@ -84,6 +88,10 @@ class ViewStore(Protocol):
 
     async def write(self, rows: Sequence[JobRow], positions: Mapping[Position, int]) -> None:
         """Store `rows` and advance `positions`, in one transaction: all or nothing."""
+        ...
+
+    async def update(self, job_ids: Collection[str], fold: Fold, positions: Mapping[Position, int]) -> list[JobRow]:
+        """`write(fold(load(job_ids)), positions)` as one transaction; returns the rows written."""
         ...
 
     async def get(self, job_id: str) -> JobRow | None:

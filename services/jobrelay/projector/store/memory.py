@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from jobrelay.projector.store.base import JobQuery, Loaded, Position, matches, sort_key
+from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position, matches, sort_key
 from jobrelay.projector.store.rows import JobRow
 
 __all__ = ["MemoryStore"]
@@ -35,6 +35,12 @@ class MemoryStore:
                 raise ValueError(f"job {row.job_id} has no event yet and cannot be stored")
         self._rows.update((row.job_id, row) for row in rows)
         self._positions.update(positions)
+
+    async def update(self, job_ids: Collection[str], fold: Fold, positions: Mapping[Position, int]) -> list[JobRow]:
+        """Load, fold and write without awaiting in between: nothing else runs meanwhile."""
+        rows = list(fold(await self.load(job_ids)))
+        await self.write(rows, positions)
+        return rows
 
     async def get(self, job_id: str) -> JobRow | None:
         """One job or None."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from jobrelay.jobs.events import DeadLetterReason, JobError
 from jobrelay.jobs.state import JobState, JobStatus, Note, Outcome, Request, Step, Valued
@@ -34,12 +37,16 @@ class JobRow:
 
 def iso(moment: datetime) -> str:
     """A UTC timestamp whose text order is its time order (for indexes and cursors)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not: keep strftime's text
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a fraction of its cost.
+    return utc.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_iso(text: str) -> datetime:
     """The inverse of `iso` (accepts any ISO 8601 instant)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def _dt(value: datetime | None) -> str | None:
@@ -89,12 +96,33 @@ def to_json(state: JobState) -> str:
             [n.event_id, n.stage, n.reason.value, n.source_topic, iso(n.at), n.error_message, n.attempts, n.last_status]
             for n in state.notes
         ]
+    return _dumps(doc, state)
+
+
+def _dumps(doc: dict[str, Any], state: JobState) -> str:
+    """Compact JSON by orjson; by json where orjson differs (NaN, infinity: null) or refuses (huge ints)."""
+    floats = (
+        state.percent.value if state.percent is not None else 0.0,
+        (state.request and state.request.timeout_s) or 0.0,
+    )
+    if all(not isinstance(f, float) or math.isfinite(f) for f in floats):
+        try:
+            return orjson.dumps(doc).decode()
+        except TypeError:
+            pass
     return json.dumps(doc, separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN or infinity, which only json writes and reads
+        return json.loads(text)
 
 
 def from_json(text: str) -> JobState:
     """The state `to_json` wrote."""
-    doc = json.loads(text)
+    doc = _loads(text)
     return JobState(
         job_id=doc["id"],
         typed=_pvalued(doc["typed"]),

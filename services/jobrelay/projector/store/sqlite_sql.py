@@ -1,0 +1,183 @@
+"""The SQLite view's tables and statements, as plain functions on a `sqlite3` connection.
+
+They run in the store's threads (one call per batch, not one per statement) or, in a rebuild,
+directly. Every write is one `BEGIN IMMEDIATE … COMMIT`: rows and positions together or neither.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from jobrelay.jobs.state import JobStatus
+from jobrelay.projector.store.base import JobQuery, Loaded, Position
+from jobrelay.projector.store.rows import JobRow, from_json, iso, to_json
+
+__all__ = ["connect", "load", "params", "positions", "purge", "query_sql", "row_of", "transaction", "write"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, type TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  activity_at TEXT, finished_at TEXT, version INTEGER NOT NULL, applied INTEGER NOT NULL,
+  state TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS positions (
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, purged_at TEXT NOT NULL) WITHOUT ROWID;
+"""
+_UPSERT = """
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
+  updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
+  version = excluded.version, applied = excluded.applied, state = excluded.state
+"""
+_POSITION = """
+INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)
+ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+"""
+_CHUNK = 500  # ids per IN (…) query, well under SQLite's variable limit
+
+
+def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+    """A connection for the store's threads; the writer's creates the tables (WAL: readers never wait)."""
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False: opened here,
+    # used only by the store's one thread for it.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA busy_timeout = 5000")
+    connection.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL survives a process crash
+    if writer:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.executescript(_SCHEMA)
+    return connection
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        if connection.in_transaction:  # some errors end the transaction themselves
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def params(row: JobRow) -> tuple[Any, ...]:
+    """The row's column values (ValueError for a job that has no event yet)."""
+    state = row.state
+    created, last = state.created_at, state.last_at
+    if created is None or last is None:
+        raise ValueError(f"job {state.job_id} has no event yet and cannot be stored")
+    activity = iso(state.activity_at) if state.activity_at is not None else None
+    finished = iso(state.outcome.at) if state.outcome is not None else None
+    job_type, status = state.job_type, state.status.value
+    return (state.job_id, job_type, status, iso(created), iso(last), activity, finished, row.version, row.applied,
+            to_json(state))  # fmt: skip
+
+
+def row_of(record: Any) -> JobRow:
+    """A JobRow from (version, applied, state)."""
+    version, applied, state = record
+    return JobRow(from_json(state), version, applied)
+
+
+def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
+    items = list(ids)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def load(connection: sqlite3.Connection, job_ids: Collection[str]) -> Loaded:
+    """Stored rows of `job_ids` and the purged among them."""
+    rows: dict[str, JobRow] = {}
+    purged: set[str] = set()
+    for chunk in _chunks(job_ids):
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT version, applied, state FROM jobs WHERE id IN ({marks})"  # noqa: S608 (placeholders only)
+        rows.update((row.job_id, row) for row in map(row_of, connection.execute(sql, chunk)))
+        sql = f"SELECT id FROM tombstones WHERE id IN ({marks})"  # noqa: S608
+        purged.update(record[0] for record in connection.execute(sql, chunk))
+    return Loaded(rows, frozenset(purged))
+
+
+def write(connection: sqlite3.Connection, encoded: Iterable[tuple[Any, ...]], at: Mapping[Position, int]) -> None:
+    """Upsert encoded rows (`params`) and positions, inside the caller's transaction."""
+    connection.executemany(_UPSERT, sorted(encoded, key=itemgetter(0)))  # in key order: the B-tree fills in order
+    connection.executemany(_POSITION, [(t, p, o) for (t, p), o in at.items()])
+
+
+def positions(connection: sqlite3.Connection) -> dict[Position, int]:
+    """The next offset to read per (topic, partition)."""
+    return {(t, p): o for t, p, o in connection.execute("SELECT topic, partition, next_offset FROM positions")}
+
+
+def purge(connection: sqlite3.Connection, terminal_before: datetime, now: datetime) -> list[str]:
+    """Drop jobs that finished before `terminal_before`, leaving tombstones (one transaction)."""
+    with transaction(connection):
+        sql = "SELECT id FROM jobs WHERE finished_at < ? ORDER BY id"
+        gone = [record[0] for record in connection.execute(sql, (iso(terminal_before),))]
+        connection.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in gone])
+        stamp = iso(now)
+        connection.executemany(
+            "INSERT OR REPLACE INTO tombstones (id, purged_at) VALUES (?, ?)", [(i, stamp) for i in gone]
+        )
+    return gone
+
+
+def query_sql(query: JobQuery) -> tuple[str, list[Any]]:
+    """The SELECT of `query` (newest first) and its parameters."""
+    where, args = _where(query)
+    sql = f"SELECT version, applied, state FROM jobs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
+    return sql, [*args, query.limit]
+
+
+def _where(query: JobQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.statuses:
+        ors, status_args = _status_clauses(query)
+        clauses.append(f"({' OR '.join(ors)})")
+        args += status_args
+    if query.types:
+        clauses.append(f"type IN ({','.join('?' * len(query.types))})")
+        args += sorted(query.types)
+    if query.created_after is not None:
+        clauses.append("created_at >= ?")
+        args.append(iso(query.created_after))
+    if query.created_before is not None:
+        clauses.append("created_at < ?")
+        args.append(iso(query.created_before))
+    if query.after is not None:
+        clauses.append("(created_at, id) < (?, ?)")
+        args += [iso(query.after.created_at), query.after.job_id]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _status_clauses(query: JobQuery) -> tuple[list[str], list[Any]]:
+    """STALLED and RUNNING share the stored status RUNNING; the last sign of life tells them apart."""
+    cutoff = iso(query.now - query.stall_after)
+    ors: list[str] = []
+    args: list[Any] = []
+    for status in sorted(query.statuses):
+        if status is JobStatus.RUNNING:
+            ors.append("(status = 'RUNNING' AND activity_at >= ?)")
+            args.append(cutoff)
+        elif status is JobStatus.STALLED:
+            ors.append("(status = 'RUNNING' AND activity_at < ?)")
+            args.append(cutoff)
+        else:
+            ors.append("status = ?")
+            args.append(status.value)
+    return ors, args
