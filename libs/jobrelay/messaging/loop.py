@@ -22,7 +22,15 @@ from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import CONSUMED, CONSUMER_LAG, DEAD_LETTERED
 
-__all__ = ["BatchHandler", "ConsumerLoop", "OffsetsHandler", "PoisonHandler", "Received", "dead_letter_for"]
+__all__ = [
+    "BatchHandler",
+    "ConsumerLoop",
+    "OffsetsHandler",
+    "PoisonHandler",
+    "Received",
+    "dead_letter_for",
+    "received",
+]
 
 log = get_logger(__name__)
 
@@ -41,6 +49,21 @@ class Received:
     value: bytes = b""  # the record's original bytes, for dead letters written after decoding
     # The raw record, for consumers that may have to dead-letter it later with its original bytes.
     record: ConsumerRecord[bytes, bytes] | None = field(default=None, repr=False, compare=False)
+
+
+def received(event: Event, record: ConsumerRecord[bytes, bytes]) -> Received:
+    """`event`, decoded from `record`, with where it came from."""
+    return Received(
+        event,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        tuple(record.headers),
+        record.timestamp,
+        record.value or b"",
+        record,
+    )
 
 
 BatchHandler = Callable[[Sequence[Received]], Awaitable[None]]
@@ -139,7 +162,7 @@ class ConsumerLoop:
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Decode, dead-letter the undecodable, hand the rest over, then commit."""
-        received: list[Received] = []
+        batch: list[Received] = []
         for record in records:
             CONSUMED.labels(self.service, record.topic).inc()
             try:
@@ -152,21 +175,9 @@ class ConsumerLoop:
                 else:
                     await self.dead_letter(record, DeadLetterReason.UNDECODABLE, str(exc))
                 continue
-            received.append(
-                Received(
-                    event,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    tuple(record.headers),
-                    record.timestamp,
-                    record.value,
-                    record,
-                )
-            )
-        if received:
-            await self.handler(received)
+            batch.append(received(event, record))
+        if batch:
+            await self.handler(batch)
         if self.on_offsets is not None:
             await self.on_offsets(_next_offsets(records))
         if self.commit:

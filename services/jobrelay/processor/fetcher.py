@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from jobrelay.messaging.codec import AvroCodec, SerializationError
-from jobrelay.messaging.loop import Received
+from jobrelay.messaging.loop import Received, received
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.metrics import CONSUMED
 from jobrelay.processor.assignment import Takeover, read_history, restore_ledgers
@@ -170,19 +170,7 @@ class Fetcher:
             except SerializationError as exc:
                 await self.sink.on_poison(record, exc)
                 continue
-            batch.append(
-                Received(
-                    event,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    tuple(record.headers),
-                    record.timestamp,
-                    record.value or b"",
-                    record,
-                )
-            )
+            batch.append(received(event, record))
         if batch:
             await self.sink.handle(batch)
 
