@@ -82,7 +82,7 @@ class SqliteStore:
         without fsync takes less than the two thread switches of a hop, which were a fifth of the
         projector's CPU at 200 jobs/s.
         """
-        call = lambda: self._update(job_ids, fold, positions)  # noqa: E731
+        call = lambda: self.update_now(job_ids, fold, positions)  # noqa: E731
         return await self._writer_does(call, inline=len(job_ids) <= INLINE_JOBS)
 
     def update_now(
@@ -96,15 +96,6 @@ class SqliteStore:
 
         `encoded`: more rows, already in `sql.params` form (encoded by a rebuild's workers), of other jobs.
         """
-        return self._update(job_ids, fold, positions, encoded)
-
-    def _update(
-        self,
-        job_ids: Collection[str],
-        fold: Fold,
-        positions: Mapping[Position, int],
-        encoded: Sequence[tuple[Any, ...]] = (),
-    ) -> list[JobRow]:
         with sql.transaction(self._writer):  # the load belongs to the transaction it is written back in
             rows = list(fold(self._load(job_ids)))
             sql.write(self._writer, [*encoded, *(sql.params(row) for row in rows)], positions)
