@@ -54,31 +54,33 @@ def test_optional_fields_default_to_null_so_they_can_evolve() -> None:
 
 
 def _evolved(tmp_path: Path) -> SchemaSet:
-    """The real schemas plus a v2 of each that adds an optional field."""
+    """The real schemas plus one newer version of each that adds an optional field."""
     root = tmp_path / "schemas"
     shutil.copytree(default_schema_dir(), root, ignore=shutil.ignore_patterns("*.md"))
+    real = load_schemas()
     for topic in TOPICS:
-        source: dict[str, Any] = json.loads((root / topic / "v1.avsc").read_text())
-        source["fields"].append({"name": "priority", "type": ["null", "int"], "default": None, "doc": "Added in v2."})
-        (root / topic / "v2.avsc").write_text(json.dumps(source))
+        newest = max(v.version for v in real.versions if v.topic == topic)
+        source: dict[str, Any] = json.loads((root / topic / f"v{newest}.avsc").read_text())
+        source["fields"].append({"name": "priority", "type": ["null", "int"], "default": None, "doc": "Added later."})
+        (root / topic / f"v{newest + 1}.avsc").write_text(json.dumps(source))
     return load_schemas(root)
 
 
 def _pair(schemas: SchemaSet, framing: str) -> tuple[AvroCodec, AvroCodec]:
-    """(old service on v1, new service on v2).
+    """(old service on today's newest versions, new service on the evolved ones).
 
-    Without a registry the old service must have the v2 file in its schemas/ to resolve the
-    fingerprint (it still reads as v1). With one, the old service knows only v1 and fetches the
-    writer's v2 from the registry by id.
+    Without a registry the old service must have the newer file in its schemas/ to resolve the
+    fingerprint (it still reads as its own version). With one, the old service knows only the
+    real schemas and fetches the writer's newer version from the registry by id.
     """
-    pin = dict.fromkeys(schemas.names(), 1)
+    real = load_schemas()
+    pin = {name: real.latest(name).version for name in real.names()}
     if framing == "single-object":
         return AvroCodec(schemas, pin=pin), AvroCodec(schemas)
     registry = SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4()}"})
-    v1_only = load_schemas()
-    assert {v.version for v in v1_only.versions} == {1}
+    assert max(v.version for v in schemas.versions) > max(v.version for v in real.versions)
     return (
-        AvroCodec(v1_only, ConfluentFraming(v1_only, registry)),
+        AvroCodec(real, ConfluentFraming(real, registry)),
         AvroCodec(schemas, ConfluentFraming(schemas, registry)),
     )
 
@@ -109,3 +111,25 @@ def test_new_reader_reads_an_older_writers_record(tmp_path: Path, topic: str, fr
 
 def _as_record(codec: AvroCodec, event: Event) -> dict[str, Any]:
     return codec.decode_record(codec.encode(event))[1]
+
+
+def _kept_pairs() -> list[tuple[str, int, int]]:
+    """(record name, older version, newer version) for every pair of kept versions of a record."""
+    schemas = load_schemas()
+    return [
+        (name, old.version, new.version)
+        for name in sorted(schemas.names())
+        for old in schemas.versions
+        for new in schemas.versions
+        if old.name == name and new.name == name and old.version < new.version
+    ]
+
+
+@pytest.mark.parametrize(("name", "older", "newer"), _kept_pairs())
+def test_every_kept_version_reads_every_other(name: str, older: int, newer: int) -> None:
+    """Old readers read new records and new readers read old ones, for every kept version pair."""
+    schemas = load_schemas()
+    old, new = AvroCodec(schemas, pin={name: older}), AvroCodec(schemas, pin={name: newer})
+    sample = next(event for event in SAMPLES.values() if f"jobrelay.events.{type(event).__name__}" == name)
+    assert old.decode(new.encode(sample)) == sample
+    assert new.decode(old.encode(sample)) == sample

@@ -103,6 +103,8 @@ class JobRequested:
     idempotency_key: str | None = None
     client_id: str | None = None
     request_hash: str = ""
+    tenant: str | None = None
+    retry_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +140,9 @@ class JobCompleted:
     started_at: datetime | None = None
     callback_url: str | None = None
     request_hash: str = ""
+    tenant: str | None = None
+    requested_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
