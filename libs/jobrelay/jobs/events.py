@@ -1,4 +1,7 @@
-"""The four events of a job's life, as plain immutable values (no I/O, no Avro).
+"""The events of a job's life, as plain immutable values (no I/O, no Avro).
+
+A request, progress, the one outcome and dead letters, one per topic; and the cancel request, a
+second event type on job-requested (it must follow the job's request on its partition).
 
 Field names match the Avro schemas in `schemas/`; the messaging layer maps between the two.
 Every event carries the job id and a per-job sequence number, so whoever folds them can ignore
@@ -17,6 +20,7 @@ __all__ = [
     "Event",
     "JobCompleted",
     "JobDeadLettered",
+    "JobCancelRequested",
     "JobError",
     "JobProgress",
     "JobRequested",
@@ -146,6 +150,24 @@ class JobCompleted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobCancelRequested:
+    """A client asked to stop a job (it may already be over: then nothing changes)."""
+
+    job_id: str
+    event_id: str = field(default_factory=new_event_id)
+    sequence: int = 0
+    occurred_at: datetime = field(default_factory=utcnow)
+    reason: str | None = None
+    requested_by: str | None = None
+    tenant: str | None = None
+
+    @property
+    def job_type(self) -> None:
+        """A cancel request names no job type (the fold reads `job_type` off every event)."""
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobDeadLettered:
     """A record that could not be handled, with what is needed to replay it."""
 
@@ -167,4 +189,4 @@ class JobDeadLettered:
     original_headers: tuple[RecordHeader, ...] = ()
 
 
-Event = JobRequested | JobProgress | JobCompleted | JobDeadLettered
+Event = JobRequested | JobProgress | JobCompleted | JobDeadLettered | JobCancelRequested

@@ -7,6 +7,10 @@ number, then event id), or a max/min of timestamps. Each register is a join (com
 associative, idempotent), so any reordering or duplication of a job's events folds to the same
 state as the ordered log, and nothing ever moves a job backwards.
 
+A cancel request is one more register (the earliest one wins); it does not change the status by
+itself: the processor answers it with the job's one outcome (CANCELLED, or whatever beat it), and
+a cancel that arrives after another outcome stays visible as "too late".
+
 STALLED is not stored: `status_at(state, now, stall_after)` derives it when a RUNNING job has not
 been heard of (started, progress, heartbeat) for longer than `stall_after`.
 """
@@ -21,6 +25,7 @@ from typing import Any, TypeVar
 from jobrelay.jobs.events import (
     DeadLetterReason,
     Event,
+    JobCancelRequested,
     JobCompleted,
     JobDeadLettered,
     JobError,
@@ -33,6 +38,7 @@ from jobrelay.jobs.sequence import attempt_of
 
 __all__ = [
     "TERMINAL",
+    "CancelRequest",
     "JobState",
     "JobStatus",
     "Note",
@@ -87,6 +93,19 @@ class Request:
     expires_at: datetime | None = None
     callback_url: str | None = None
     client_id: str | None = None
+    payload: str | None = None  # the input as JSON text, kept so the job can be re-run
+    tenant: str | None = None
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequest:
+    """The earliest request to cancel the job."""
+
+    at: datetime
+    event_id: str
+    reason: str | None = None
+    requested_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +171,8 @@ class JobState:
     first_at: datetime | None = None
     last_at: datetime | None = None
     activity_at: datetime | None = None  # the last sign of life of a running attempt
+    started_at: datetime | None = None  # when the first attempt started
+    cancel: CancelRequest | None = None
 
     @property
     def status(self) -> JobStatus:
@@ -171,6 +192,16 @@ class JobState:
         if self.outcome is not None:
             return self.outcome.attempt
         return self.step.attempt if self.step is not None else 0
+
+    @property
+    def cancel_too_late(self) -> bool:
+        """A cancel was requested but another outcome beat it (e.g. the job had just succeeded)."""
+        return self.cancel is not None and self.outcome is not None and self.outcome.status is not JobStatus.CANCELLED
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """When the job ended (None while it has not)."""
+        return self.outcome.at if self.outcome is not None else None
 
     @property
     def created_at(self) -> datetime | None:
@@ -218,6 +249,8 @@ def evolve(state: JobState | None, event: Event, *, requested_topic: str) -> Job
             changes.update(_completed(state, event))
         case JobDeadLettered():
             changes.update(_dead_lettered(state, event, requested_topic))
+        case JobCancelRequested():
+            changes.update(_cancel_requested(state, event))
     return _with(state, changes)
 
 
@@ -234,6 +267,8 @@ _REGISTERS = (
     "first_at",
     "last_at",
     "activity_at",
+    "started_at",
+    "cancel",
 )
 if tuple(f.name for f in fields(JobState)) != ("job_id", *_REGISTERS):  # _with names every field
     raise ImportError("JobState's fields changed: update _REGISTERS and _with")
@@ -254,6 +289,8 @@ def _with(state: JobState, changes: Changes) -> JobState:
         first_at=get("first_at", state.first_at),
         last_at=get("last_at", state.last_at),
         activity_at=get("activity_at", state.activity_at),
+        started_at=get("started_at", state.started_at),
+        cancel=get("cancel", state.cancel),
     )
 
 
@@ -301,8 +338,17 @@ def _requested(state: JobState, event: JobRequested) -> Changes:
         expires_at=event.expires_at,
         callback_url=event.callback_url,
         client_id=event.client_id,
+        payload=event.payload,
+        tenant=event.tenant,
+        retry_of=event.retry_of,
     )
     return {"request": request}
+
+
+def _earliest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate < current else current
 
 
 def _progress(state: JobState, event: JobProgress) -> Changes:
@@ -315,6 +361,8 @@ def _progress(state: JobState, event: JobProgress) -> Changes:
     )
     activity = event.occurred_at if state.activity_at is None else max(state.activity_at, event.occurred_at)
     changes: Changes = {"step": _higher(state.step, step), "activity_at": activity}
+    if event.kind is ProgressKind.STARTED:
+        changes["started_at"] = _earliest(state.started_at, event.occurred_at)
     if event.percent is not None:
         percent = Valued(sequence=event.sequence, event_id=event.event_id, value=event.percent)
         changes["percent"] = _higher(state.percent, percent)
@@ -335,7 +383,17 @@ def _completed(state: JobState, event: JobCompleted) -> Changes:
         result=event.result,
         error=event.error,
     )
-    return {"outcome": _higher(state.outcome, outcome)}
+    return {"outcome": _higher(state.outcome, outcome), "started_at": _earliest(state.started_at, event.started_at)}
+
+
+def _cancel_requested(state: JobState, event: JobCancelRequested) -> Changes:
+    candidate = CancelRequest(
+        at=event.occurred_at, event_id=event.event_id, reason=event.reason, requested_by=event.requested_by
+    )
+    current = state.cancel
+    if current is None or (candidate.at, candidate.event_id) < (current.at, current.event_id):
+        return {"cancel": candidate}
+    return {}
 
 
 def _dead_lettered(state: JobState, event: JobDeadLettered, requested_topic: str) -> Changes:

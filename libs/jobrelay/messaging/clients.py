@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
-from jobrelay.jobs.events import Event, JobCompleted, JobDeadLettered, JobProgress, JobRequested
+from jobrelay.jobs.events import Event, JobCancelRequested, JobCompleted, JobDeadLettered, JobProgress, JobRequested
 from jobrelay.messaging.codec import AvroCodec, ConfluentFraming
 from jobrelay.messaging.headers import event_headers
 from jobrelay.messaging.schemas import load_schemas
@@ -88,7 +88,7 @@ def make_codec(kafka: KafkaSettings) -> AvroCodec:
 def topic_for(event: Event, topics: TopicSettings) -> str:
     """The topic each kind of event is written to."""
     match event:
-        case JobRequested():
+        case JobRequested() | JobCancelRequested():
             return topics.requested
         case JobProgress():
             return topics.progress

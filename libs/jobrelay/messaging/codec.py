@@ -27,6 +27,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from jobrelay.jobs.events import (
     DeadLetterReason,
     Event,
+    JobCancelRequested,
     JobCompleted,
     JobDeadLettered,
     JobError,
@@ -51,7 +52,8 @@ __all__ = [
 
 NAMESPACE = "jobrelay.events"
 _EVENT_CLASSES: dict[str, type[Event]] = {
-    f"{NAMESPACE}.{cls.__name__}": cls for cls in (JobRequested, JobProgress, JobCompleted, JobDeadLettered)
+    f"{NAMESPACE}.{cls.__name__}": cls
+    for cls in (JobRequested, JobProgress, JobCompleted, JobDeadLettered, JobCancelRequested)
 }
 _FIELDS: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls)) for cls in _EVENT_CLASSES.values()

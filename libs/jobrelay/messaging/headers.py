@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobrelay.jobs.events import Event, JobCompleted, JobDeadLettered, JobProgress, JobRequested
+from jobrelay.jobs.events import Event, JobCancelRequested, JobCompleted, JobDeadLettered, JobProgress, JobRequested
 from jobrelay.observability.tracing import KafkaHeaders, inject_context
 
 __all__ = ["CE_TYPES", "CONTENT_TYPE", "event_headers", "header"]
@@ -15,6 +15,7 @@ CE_TYPES: dict[type[Event], str] = {
     JobProgress: "jobrelay.job.progress.v1",
     JobCompleted: "jobrelay.job.completed.v1",
     JobDeadLettered: "jobrelay.job.dead_lettered.v1",
+    JobCancelRequested: "jobrelay.job.cancel_requested.v1",
 }
 
 

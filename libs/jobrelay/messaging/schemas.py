@@ -1,8 +1,11 @@
 """The Avro contracts in `schemas/`: every version, parsed once, indexed by fingerprint.
 
-`schemas/<topic>/v<N>.avsc` holds version N of the event written to <topic>; the highest N is
-the one jobrelay writes and reads into. Older versions stay so that records written with them
-(without a Schema Registry: single-object encoding) can still be resolved by fingerprint.
+`schemas/<topic>/v<N>.avsc` holds version N of the main event written to <topic>, and
+`schemas/<topic>/<kind>.v<N>.avsc` version N of a second event type on the same topic (e.g.
+`job-requested/cancel.v1.avsc`, the cancel request that must follow the job's request on its
+partition); per record name, the highest N is the one jobrelay writes and reads into. Older
+versions stay so that records written with them (without a Schema Registry: single-object
+encoding) can still be resolved by fingerprint.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 __all__ = ["SchemaSet", "SchemaVersion", "default_schema_dir", "load_schemas"]
 
-_VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
+_VERSION_FILE = re.compile(r"^(?:[a-z][a-z0-9-]*\.)?v(\d+)\.avsc$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def load_schemas(directory: Path | None = None) -> SchemaSet:
     """Read and parse every `*.avsc` under `directory` (once per process)."""
     root = directory or default_schema_dir()
     versions = []
-    for path in sorted(root.glob("*/v*.avsc")):
+    for path in sorted(root.glob("*/*.avsc")):
         match = _VERSION_FILE.match(path.name)
         if match:
             versions.append(parse_version(path.parent.name, int(match.group(1)), json.loads(path.read_text())))

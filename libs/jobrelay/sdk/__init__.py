@@ -6,6 +6,7 @@ from jobrelay.sdk.client import AsyncJobClient, JobClient
 from jobrelay.sdk.errors import (
     FieldError,
     InvalidJobRequest,
+    JobConflict,
     JobNotFound,
     JobRelayError,
     ProblemError,
@@ -36,6 +37,7 @@ __all__ = [
     "ANONYMOUS",
     "FieldError",
     "InvalidJobRequest",
+    "JobConflict",
     "JobNotFound",
     "JobRelayError",
     "ProblemError",

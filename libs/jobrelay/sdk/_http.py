@@ -14,7 +14,7 @@ from jobrelay.sdk.status import Accepted, JobView, long_poll_applied
 
 __all__ = ["ClientConfig", "JobRef", "backoff", "pause_after", "retryable"]
 
-JobRef = str | Accepted  # a job id, or the 202 that named it
+JobRef = str | Accepted | JobView  # a job id, the 202 that named it, or a status read earlier
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,23 @@ class ClientConfig:
             headers[self.client_id_header] = self.client_id
         return f"{self.base_url.rstrip('/')}/v1/jobs", body, headers
 
+    def headers(self) -> dict[str, str]:
+        """Headers of a request about an existing job."""
+        headers = {"Accept": "application/json"}
+        if self.client_id:
+            headers[self.client_id_header] = self.client_id
+        return headers
+
+    def link(self, job: JobRef, name: str, suffix: str = "") -> str:
+        """A life-cycle link (`cancel`, `retry`) the service gave, else built from the status URL."""
+        links = job.links if isinstance(job, (Accepted, JobView)) else {}
+        return links.get(name) or f"{self.status_url(job)}{suffix}"
+
     def status_url(self, job: JobRef) -> str:
         """The job's status URL: the one the 202 gave, else built from the status base URL."""
         if isinstance(job, Accepted) and job.links.get("status"):
             return job.links["status"]
-        job_id = job.id if isinstance(job, Accepted) else job
+        job_id = job if isinstance(job, str) else job.id
         return f"{self.status_base_url.rstrip('/')}/v1/jobs/{job_id}"
 
     def wait_headers(self, remaining: float, etag: str | None) -> dict[str, str]:

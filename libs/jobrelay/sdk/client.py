@@ -1,4 +1,4 @@
-"""`JobClient` and `AsyncJobClient`: submit a job over HTTP, read its status, wait for the outcome.
+"""`JobClient` and `AsyncJobClient`: submit a job over HTTP, read its status, wait for the outcome, cancel, re-run.
 
 Submissions always carry an Idempotency-Key (a fresh one unless given), so the client retries a
 503 or a lost answer safely: the intake maps the same key to the same job. `wait` long-polls with
@@ -71,6 +71,30 @@ class JobClient:
                 response = self.http.post(url, json=body, headers=headers)
                 raise_for_problem(response)
                 return accepted_from(response)
+            except Exception as exc:
+                if not retryable(exc) or attempt == self.config.max_retries:
+                    raise
+                time.sleep(backoff(exc, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def cancel(self, job: JobRef) -> JobView:
+        """Ask for the job to stop (202: its status, with `cancel_requested_at`); repeating it is harmless.
+
+        Raises JobConflict (409, `job_status` names how it ended) when the job is over already,
+        JobNotFound for an unknown id. The job then ends `cancelled`, unless its outcome beat the cancel.
+        """
+        return view_from(self._send("DELETE", self.config.link(job, "cancel")))
+
+    def retry(self, job: JobRef) -> Accepted:
+        """Re-run a failed, cancelled or expired job as a new job (the new job's 202; idempotent per job)."""
+        return accepted_from(self._send("POST", self.config.link(job, "retry", "/retry")))
+
+    def _send(self, method: str, url: str) -> httpx.Response:
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                response = self.http.request(method, url, headers=self.config.headers())
+                raise_for_problem(response)
+                return response
             except Exception as exc:
                 if not retryable(exc) or attempt == self.config.max_retries:
                     raise
@@ -151,6 +175,26 @@ class AsyncJobClient:
                 response = await self.http.post(url, json=body, headers=headers)
                 raise_for_problem(response)
                 return accepted_from(response)
+            except Exception as exc:
+                if not retryable(exc) or attempt == self.config.max_retries:
+                    raise
+                await asyncio.sleep(backoff(exc, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def cancel(self, job: JobRef) -> JobView:
+        """Ask for the job to stop; see `JobClient.cancel`."""
+        return view_from(await self._send("DELETE", self.config.link(job, "cancel")))
+
+    async def retry(self, job: JobRef) -> Accepted:
+        """Re-run a failed, cancelled or expired job as a new job; see `JobClient.retry`."""
+        return accepted_from(await self._send("POST", self.config.link(job, "retry", "/retry")))
+
+    async def _send(self, method: str, url: str) -> httpx.Response:
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                response = await self.http.request(method, url, headers=self.config.headers())
+                raise_for_problem(response)
+                return response
             except Exception as exc:
                 if not retryable(exc) or attempt == self.config.max_retries:
                     raise

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 __all__ = [
     "FieldError",
     "InvalidJobRequest",
+    "JobConflict",
     "JobNotFound",
     "JobRelayError",
     "ProblemError",
@@ -72,6 +73,16 @@ class ServiceUnavailable(ProblemError):
 
 class JobNotFound(ProblemError):
     """404: the status view does not know this job."""
+
+
+class JobConflict(ProblemError):
+    """409: the job is not in a state for this (e.g. cancelling a job that is over); `job_status` says which."""
+
+    @property
+    def job_status(self) -> str | None:
+        """The job's status, as the problem document names it."""
+        value = self.problem.get("job_status")
+        return value if isinstance(value, str) else None
 
 
 class WaitTimeout(JobRelayError, TimeoutError):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from jobrelay.sdk.errors import JobNotFound, ProblemError, ServiceUnavailable
+from jobrelay.sdk.errors import JobConflict, JobNotFound, ProblemError, ServiceUnavailable
 
 __all__ = [
     "TERMINAL",
@@ -55,6 +55,13 @@ class JobView(BaseModel):
     attempts: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+    retain_until: datetime | None = None
+    estimated_completion: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    retry_of: str | None = None
     result: Any = None
     error: Any = None
     links: dict[str, str] = {}
@@ -100,6 +107,8 @@ def raise_for_problem(response: httpx.Response) -> None:
         raise ServiceUnavailable(503, problem, retry_after(response))
     if response.status_code == 404:
         raise JobNotFound(404, problem)
+    if response.status_code == 409:
+        raise JobConflict(409, problem)
     raise ProblemError(response.status_code, problem)
 
 

@@ -1,4 +1,4 @@
-"""`jobrelay submit|status|watch|jobs`: use a running jobrelay from the terminal."""
+"""`jobrelay submit|status|watch|jobs|cancel|retry`: use a running jobrelay from the terminal."""
 
 from __future__ import annotations
 
@@ -77,6 +77,27 @@ def status(job_id: str = typer.Argument(...), intake_url: str = INTAKE, status_u
             raise _fail(exc) from exc
 
 
+def cancel(job_id: str = typer.Argument(...), intake_url: str = INTAKE, status_url: str = STATUS) -> None:
+    """Cancel a job; print its status (with cancel_requested_at). Exit 1 when it is over already (409)."""
+    with _client(intake_url, status_url) as client:
+        try:
+            view = client.cancel(job_id)
+        except (JobRelayError, httpx.HTTPError) as exc:
+            raise _fail(exc) from exc
+    console.print(f"cancel requested for [bold]{view.id}[/bold] (status now {view.status})")
+    _show(view)
+
+
+def retry(job_id: str = typer.Argument(...), intake_url: str = INTAKE, status_url: str = STATUS) -> None:
+    """Re-run a failed, cancelled or expired job as a new job; print the new job's id."""
+    with _client(intake_url, status_url) as client:
+        try:
+            accepted = client.retry(job_id)
+        except (JobRelayError, httpx.HTTPError) as exc:
+            raise _fail(exc) from exc
+    console.print(f"accepted [bold]{accepted.id}[/bold] (re-runs {job_id})  {accepted.links.get('self', '')}")
+
+
 def watch(job_id: str = typer.Argument(...), status_url: str = STATUS) -> None:
     """Follow a job live (its Server-Sent Events stream) until it ends; exit 1 unless it succeeded."""
     final: dict[str, Any] = {}
@@ -140,3 +161,5 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(watch)
     app.command()(jobs)
+    app.command()(cancel)
+    app.command()(retry)

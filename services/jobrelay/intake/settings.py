@@ -31,6 +31,11 @@ class IntakeSettings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, ge=2, description="Largest payload, as compact JSON (413).")
     allowed_types: CsvList = Field(default=(), description="Comma-separated job type globs; empty allows any.")
     max_timeout_s: float = Field(default=86_400.0, gt=0, description="Largest timeout_s a request may ask for.")
+    default_expires_in_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="A job that sets no expires_at expires this long after it was accepted (0: never).",
+    )
     max_attempts: int = Field(default=20, ge=1, description="Largest max_attempts a request may ask for.")
     max_expires_in_s: float = Field(default=30 * 86_400.0, gt=0, description="How far ahead expires_at may be.")
     callback_allow_http: bool = Field(default=False, description="Accept http:// callback URLs (not only https).")

@@ -13,6 +13,8 @@ span is current while the job is accepted, so the record's headers and the log l
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -52,6 +54,8 @@ class SubmitHandler:
         self.client_header = settings.client_id_header
         self._client_key = settings.client_id_header.lower()
         self._poll_after = str(settings.poll_after_s).encode()
+        expiry = settings.default_expires_in_s
+        self._default_expiry = timedelta(seconds=expiry) if expiry > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request (a problem+json document for every refusal)."""
@@ -98,6 +102,9 @@ class SubmitHandler:
         except InvalidJobRequest as exc:
             raise invalid(exc) from exc
         event = build_requested(submission, idempotency_key=key, client_id=client or ANONYMOUS)
+        if event.expires_at is None and self._default_expiry is not None:
+            # After the request hash: a retried request with the same key is still the same request.
+            event = replace(event, expires_at=event.occurred_at + self._default_expiry)
         try:
             accepted = await intake.accept(event)
         except IdempotencyConflict as exc:
@@ -110,8 +117,8 @@ class SubmitHandler:
 
     def _accepted(self, job_id: str, replayed: bool) -> Answer:
         job_url = self._jobs_url + job_id
-        # No `cancel` link: there is no cancel event on the topics yet, so nothing could honour it.
-        links = {"status": job_url, "result": f"{job_url}/result", "events": f"{job_url}/events"}
+        # `cancel` is the status URL itself: DELETE on it (the status projector sends the request through Kafka).
+        links = {"status": job_url, "result": f"{job_url}/result", "events": f"{job_url}/events", "cancel": job_url}
         body = orjson.dumps({"id": job_id, "status": "accepted", "links": links})
         extra = [(b"location", job_url.encode()), (b"retry-after", self._poll_after)]
         if replayed:

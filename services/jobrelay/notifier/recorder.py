@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry import trace
@@ -102,11 +103,19 @@ class Recorder:
         if new:
             self.on_recorded()
 
+    @property
+    def _retention(self) -> timedelta:
+        return timedelta(seconds=self.settings.result_retention_s)
+
     def _row(self, item: Received, event: JobCompleted) -> tuple[Completion, list[NewDelivery]]:
         targets = deliveries_for(event, self.settings)
         trace.get_current_span().set_attribute("jobrelay.webhook.deliveries", len(targets))
         log.info("completion recorded", job_id=event.job_id, deliveries=len(targets))
-        return _completion(item, event, webhook_body(event, self.settings.status_base_url)), targets
+        return _completion(
+            item,
+            event,
+            webhook_body(event, self.settings.status_base_url, self._retention),
+        ), targets
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]

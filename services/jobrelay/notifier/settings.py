@@ -85,6 +85,12 @@ class NotifierSettings(BaseSettings):
     group_id: str = Field(default="jobrelay-notifier", description="Kafka consumer group.")
     database: Path = Field(default=Path("jobrelay-notifier.sqlite3"), description="SQLite delivery state.")
     status_base_url: str = Field(default="http://127.0.0.1:8001", description="Base of the links in bodies.")
+    result_retention_s: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long the status view keeps a finished job (`retain_until` in bodies): keep it equal to "
+        "JOBRELAY_PROJECTOR_RETENTION_S.",
+    )
     signing_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), description="whsec_ secrets for callback URLs."
     )

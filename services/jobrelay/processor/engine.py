@@ -19,7 +19,15 @@ from aiokafka import ConsumerRecord
 from confluent_kafka import TopicPartition
 
 from jobrelay.config.settings import TopicSettings
-from jobrelay.jobs.events import DeadLetterReason, Event, JobDeadLettered, JobRequested
+from jobrelay.jobs.events import (
+    DeadLetterReason,
+    Event,
+    JobCancelRequested,
+    JobDeadLettered,
+    JobError,
+    JobRequested,
+    TerminalStatus,
+)
 from jobrelay.messaging.codec import AvroCodec, SerializationError
 from jobrelay.messaging.loop import Received
 from jobrelay.observability.logging import get_logger
@@ -29,7 +37,7 @@ from jobrelay.processor.admission import admit
 from jobrelay.processor.assignment import Takeover
 from jobrelay.processor.handlers import Registry
 from jobrelay.processor.outbox import Outbox
-from jobrelay.processor.outputs import dead_letter
+from jobrelay.processor.outputs import completed, dead_letter
 from jobrelay.processor.partition import PartitionWorker
 from jobrelay.processor.runner import JobRun, RunConfig
 from jobrelay.processor.seen import SeenIndex
@@ -81,16 +89,23 @@ class Engine:
             settings.backoff_max_s,
             settings.max_result_bytes,
             settings.worker_id,
+            settings.cancel_grace_s,
         )
 
     async def handle(self, batch: Sequence[Received]) -> None:
         """Admit each record of the batch (the fetcher's batch handler); never waits for jobs."""
         self.seen.prefetch(r.event.job_id for r in batch if isinstance(r.event, JobRequested))
+        # A cancel in the same batch as its job's request (after a restart, or a backlog) stops the
+        # job before it starts: the request is settled CANCELLED instead of being run.
+        cancels = {(r.partition, r.event.job_id) for r in batch if isinstance(r.event, JobCancelRequested)}
         for received in batch:
             worker = self.workers.get(received.partition)
             if worker is None or worker.closing:
                 continue  # no longer ours: the next owner fetches it again from the committed offset
-            self._admit(worker, received)
+            if isinstance(received.event, JobCancelRequested):
+                self._cancel(worker, received, received.event)
+            else:
+                self._admit(worker, received, cancels)
         self.balance()
 
     async def on_poison(self, record: ConsumerRecord[bytes, bytes], error: SerializationError) -> None:
@@ -104,7 +119,29 @@ class Engine:
         DEAD_LETTERED.labels("processor", DeadLetterReason.UNDECODABLE.value).inc()
         log.warning("undecodable record dead-lettered", partition=record.partition, offset=record.offset)
 
-    def _admit(self, worker: PartitionWorker, received: Received) -> None:
+    def _cancel(self, worker: PartitionWorker, received: Received, request: JobCancelRequested) -> None:
+        """Stop the job if it runs here; a job already over (or unknown) keeps its outcome."""
+        offset = received.offset
+        worker.ledger.received(offset)
+        if worker.ledger.is_done(offset):
+            worker.skip(offset)
+            return
+        if received.key != request.job_id.encode():
+            message = "the record key is not the job id, so the cancel cannot follow the job's request"
+            letter = dead_letter(received.record, DeadLetterReason.INVALID, message) if received.record else None
+            self._settle(worker, received, "invalid", (letter,) if letter is not None else ())
+            return
+        run = worker.runs.get(request.job_id)
+        if run is None:
+            worker.skip(offset)  # over already (the view shows the cancel came too late), or never ours
+            metrics.child(metrics.CANCELS, "too_late").inc()
+            log.info("cancel for a job that is not running", job_id=request.job_id, offset=offset)
+            return
+        metrics.child(metrics.CANCELS, "taken").inc()
+        log.info("cancelling job", job_id=request.job_id, offset=offset)
+        run.cancel(offset)
+
+    def _admit(self, worker: PartitionWorker, received: Received, cancels: set[tuple[int, str]]) -> None:
         offset = received.offset
         worker.ledger.received(offset)
         verdict = admit(received, finished=worker.ledger.is_done(offset), seen=self.seen, registry=self.registry)
@@ -121,6 +158,15 @@ class Engine:
             self._settle(worker, received, verdict.verdict, verdict.events)
             return
         assert verdict.handler is not None  # noqa: S101 - "run" always carries its handler
+        assert isinstance(request, JobRequested)  # noqa: S101 - "run" is only ever a request
+        if (received.partition, request.job_id) in cancels:
+            previous = worker.ledger.previous_attempt(offset)
+            attempt = previous.attempt if previous is not None else 0
+            error = JobError("cancelled", "cancelled before it started")
+            worker.finish(offset, completed(request, attempt, TerminalStatus.CANCELLED, error=error))
+            metrics.child(metrics.JOBS_CANCELLED, request.job_type).inc()
+            log.info("job cancelled before it started", job_id=request.job_id, offset=offset)
+            return
         run = JobRun(
             worker,
             received,
@@ -130,7 +176,8 @@ class Engine:
             self.slots,
             worker.ledger.previous_attempt(offset),
         )
-        worker.spawn(run.run(), name=f"job-{_job_id(received)}")
+        worker.runs[request.job_id] = run
+        run.task = worker.spawn(run.run(), name=f"job-{_job_id(received)}")
 
     def _settle(self, worker: PartitionWorker, received: Received, verdict: str, events: Sequence[Event]) -> None:
         worker.finish(received.offset, *events)

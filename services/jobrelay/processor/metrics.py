@@ -10,7 +10,9 @@ from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
     "child",
+    "CANCELS",
     "DUPLICATES",
+    "JOBS_CANCELLED",
     "JOBS_EXPIRED",
     "JOBS_FAILED",
     "JOBS_RETRIED",
@@ -28,6 +30,10 @@ JOBS_SUCCEEDED = Counter("jobrelay_processor_jobs_succeeded_total", "Jobs that s
 JOBS_FAILED = Counter("jobrelay_processor_jobs_failed_total", "Jobs that failed for good", ["job_type", "code"])
 JOBS_RETRIED = Counter("jobrelay_processor_jobs_retried_total", "Retries scheduled", ["job_type"])
 JOBS_EXPIRED = Counter("jobrelay_processor_jobs_expired_total", "Jobs not run because they expired", ["job_type"])
+JOBS_CANCELLED = Counter("jobrelay_processor_jobs_cancelled_total", "Jobs ended CANCELLED", ["job_type"])
+CANCELS = Counter(
+    "jobrelay_processor_cancel_requests_total", "Cancel requests read", ["outcome"]
+)  # outcome: taken (the job was queued, waiting or running here) or too_late (over, or not here)
 DUPLICATES = Counter(
     "jobrelay_processor_duplicate_requests_total", "Repeated requests for a known job", ["outcome"]
 )  # outcome: ignored (same request) or conflict (different request, dead-lettered)

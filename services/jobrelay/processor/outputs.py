@@ -64,13 +64,17 @@ def completed(
     error: JobError | None = None,
     started_at: datetime | None = None,
 ) -> JobCompleted:
-    """The one terminal event of the job, ending `attempt`; copies what the notifier needs."""
+    """The one terminal event of the job, ending `attempt`; copies what the notifier needs.
+
+    `attempt` 0: the job ended before any attempt started (cancelled or expired while queued); it
+    is numbered like attempt 1's terminal event, which still outranks everything else of the job.
+    """
     if error is not None and len(error.message) > _MAX_TEXT:
         error = JobError(error.code, error.message[:_MAX_TEXT], error.retryable)
     return JobCompleted(
         job_id=request.job_id,
         job_type=request.job_type,
-        sequence=terminal_sequence(attempt),
+        sequence=terminal_sequence(max(1, attempt)),
         status=status,
         attempt=attempt,
         result=result,
@@ -78,6 +82,9 @@ def completed(
         started_at=started_at,
         callback_url=request.callback_url,
         request_hash=request.request_hash,
+        tenant=request.tenant,
+        requested_at=request.occurred_at,
+        expires_at=request.expires_at,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import TopicPartition
 from opentelemetry import context as otel_context
@@ -34,7 +34,7 @@ from jobrelay.processor.kafka import Output
 from jobrelay.processor.ledger import Attempted, Ledger
 from jobrelay.processor.outbox import Outbox
 
-__all__ = ["PartitionWorker"]
+__all__ = ["Cancellable", "PartitionWorker"]
 
 SOURCE = "/jobrelay/processor"
 
@@ -55,6 +55,13 @@ def _trace_headers() -> KafkaHeaders:
     return headers
 
 
+class Cancellable(Protocol):
+    """A job run that a cancel request can reach."""
+
+    def cancel(self, offset: int) -> None:
+        """Stop the job (the cancel request is at `offset`; it is finished with the job's outcome)."""
+
+
 class PartitionWorker:
     """Owns one partition of job-requested until it is revoked or the process stops."""
 
@@ -73,6 +80,7 @@ class PartitionWorker:
         self.closing = False
         self.live = True  # False once handed back or lost: the outbox no longer commits what it queued
         self.running: set[asyncio.Task[Any]] = set()  # jobs past their start: waited for on close
+        self.runs: dict[str, Cancellable] = {}  # job id → its run, until its outcome is queued
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starts: dict[str, tuple[Event, otel_context.Context]] = {}  # STARTED events held back
 
@@ -85,11 +93,12 @@ class PartitionWorker:
         """The offset to commit and the ledger metadata that goes with it."""
         return self.ledger.commit_point(), self.ledger.metadata()
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run a job's coroutine as a task this worker tracks (and cancels when it closes)."""
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def emit(self, *events: Event) -> None:
         """Queue events for the next transaction (trace headers from the current context)."""

@@ -1,4 +1,10 @@
-"""One job's life in the processor: attempts, timeout, heartbeats, retries with backoff, outcome.
+"""One job's life in the processor: attempts, timeout, expiry, heartbeats, retries with backoff, cancel, outcome.
+
+A cancel request reaches the run through `cancel`: a job queued for a slot or waiting for its
+retry ends CANCELLED at once; a running handler's task is cancelled (it may catch
+`asyncio.CancelledError` to clean up) and the job ends CANCELLED when the handler returns, or when
+`cancel_grace_s` has passed, whichever comes first. `expires_at` bounds every attempt as well as
+its start: an attempt still running then ends the job EXPIRED.
 
 A job waiting for its retry holds no slot (`slots` bounds only running handlers) and does not
 hold up the other jobs of its partition; it does hold that partition's commit point, which is
@@ -49,6 +55,7 @@ class RunConfig:
     backoff_max_s: float
     max_result_bytes: int
     worker_id: str
+    cancel_grace_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,7 @@ class _Outcome:
     result: str | None = None
     error: JobError | None = None
     delay_s: float | None = None
+    expired: bool = False  # the attempt ran into the job's expires_at
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -83,6 +91,23 @@ class JobRun:
         self._n = 0  # events emitted in the current attempt
         self._active: int | None = None  # the attempt whose handler runs; progress reported later is dropped
         self._last_error: JobError | None = None
+        self._started = previous.attempt if previous is not None else 0  # the last attempt that started
+        self._started_at: datetime | None = None
+        self._cancels: list[int] = []  # offsets of the cancel requests received for this job
+        self._grace: asyncio.TimerHandle | None = None
+        self._over = False  # the outcome is queued: nothing else is emitted for this job
+        self._running_when_cancelled = False
+        self.task: asyncio.Task[None] | None = None  # set by whoever spawns `run()`
+
+    def cancel(self, offset: int) -> None:
+        """A cancel request (at `offset`) for this job: stop it; its outcome will be CANCELLED."""
+        self._cancels.append(offset)
+        if self._over or len(self._cancels) > 1 or self.task is None or self.task.done():
+            return  # a repeated cancel changes nothing; its offset is finished with the outcome
+        if self._active is not None:  # the handler runs: it gets the grace period to clean up
+            self._running_when_cancelled = True
+            self._grace = asyncio.get_running_loop().call_later(self.config.cancel_grace_s, self._grace_over)
+        self.task.cancel()
 
     async def run(self) -> None:
         """Attempt the job until it ends; a closing partition leaves it to the next owner."""
@@ -93,10 +118,48 @@ class JobRun:
         ):
             attempt: int | None
             attempt, due_ms = self._resume()
-            while attempt is not None:
-                if due_ms is not None:
-                    await asyncio.sleep(max(0.0, due_ms / 1000 - time.time()))
-                attempt, due_ms = await self._attempt(attempt)
+            try:
+                while attempt is not None:
+                    if due_ms is not None:
+                        await asyncio.sleep(max(0.0, due_ms / 1000 - time.time()))
+                    attempt, due_ms = await self._attempt(attempt)
+            except asyncio.CancelledError:
+                if not self._cancels or self.worker.closing:
+                    raise  # the partition is closing: the next owner reads the job (and its cancel) again
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                self._cancelled()
+            finally:
+                if self._grace is not None:
+                    self._grace.cancel()
+                self._forget()
+
+    def _forget(self) -> None:
+        if self.worker.runs.get(self.request.job_id) is self:
+            del self.worker.runs[self.request.job_id]
+
+    def _cancelled(self, note: str | None = None) -> None:
+        if note is not None:
+            message = note
+        elif self._running_when_cancelled:
+            message = f"cancelled while attempt {self._started} was running"
+        elif self._started == 0:
+            message = "cancelled before it started"
+        else:
+            message = f"cancelled while waiting to retry (after attempt {self._started})"
+        error = JobError("cancelled", message)
+        self._finish(self._started, TerminalStatus.CANCELLED, error, started_at=self._started_at)
+        metrics.child(metrics.JOBS_CANCELLED, self.request.job_type).inc()
+
+    def _grace_over(self) -> None:
+        if self._over:
+            return
+        log.warning("the handler did not stop within its cancel grace period", grace_s=self.config.cancel_grace_s)
+        self._cancelled(
+            f"cancelled while attempt {self._started} was running (the handler did not stop within "
+            f"{self.config.cancel_grace_s:g}s)"
+        )
 
     def _resume(self) -> tuple[int, int | None]:
         if self.previous is None:
@@ -126,21 +189,30 @@ class JobRun:
 
     async def _execute(self, attempt: int) -> tuple[_Outcome, datetime]:
         started_at = utcnow()
+        self._started, self._started_at = attempt, started_at
         self.worker.start(self.received.offset, attempt, self._progress(attempt, ProgressKind.STARTED))
         metrics.child(metrics.JOBS_STARTED, self.request.job_type).inc()
         log.info("job started", attempt=attempt)
         timeout = self.request.timeout_s or self.config.default_timeout_s
-        job = self._job(attempt, started_at + timedelta(seconds=timeout))
+        expires = self.request.expires_at
+        until_expiry = (expires - started_at).total_seconds() if expires is not None else None
+        expiry_first = until_expiry is not None and until_expiry < timeout
+        budget = until_expiry if until_expiry is not None and expiry_first else timeout
+        job = self._job(attempt, started_at + timedelta(seconds=budget))
         self._active = attempt
         heartbeat = asyncio.create_task(self._heartbeat(attempt))
         metrics.IN_FLIGHT.inc()
-        clock, limit = time.monotonic(), asyncio.timeout(timeout)
+        clock, limit = time.monotonic(), asyncio.timeout(budget)
         try:
             async with limit:
                 outcome = self._success(await self.handler(job, self._reporter(attempt)))
         except Exception as exc:  # noqa: BLE001 - any handler failure becomes an outcome, none escapes
             delay = exc.delay_s if isinstance(exc, RetryableError) else None
-            outcome = _Outcome(error=self._classify(exc, attempt, timeout, limit.expired()), delay_s=delay)
+            if limit.expired() and expiry_first:
+                message = f"the job expired while attempt {attempt} was running"
+                outcome = _Outcome(error=JobError("expired", message), expired=True)
+            else:
+                outcome = _Outcome(error=self._classify(exc, attempt, timeout, limit.expired()), delay_s=delay)
         finally:
             self._active = None
             heartbeat.cancel()
@@ -189,6 +261,13 @@ class JobRun:
         return _Outcome(result=text)
 
     def _conclude(self, attempt: int, outcome: _Outcome, started_at: datetime) -> tuple[int | None, int | None]:
+        if self._cancels:  # the handler returned (or failed) after its cancellation: the cancel wins
+            self._cancelled()
+            return None, None
+        if outcome.expired and outcome.error is not None:
+            self._finish(attempt, TerminalStatus.EXPIRED, error=outcome.error, started_at=started_at)
+            metrics.child(metrics.JOBS_EXPIRED, self.request.job_type).inc()
+            return None, None
         error = outcome.error
         if error is None:
             self._finish(attempt, TerminalStatus.SUCCEEDED, result=outcome.result, started_at=started_at)
@@ -247,8 +326,14 @@ class JobRun:
         started_at: datetime | None = None,
         extra: Any = None,
     ) -> None:
+        if self._over:
+            return  # the outcome is out already (a cancel's grace period ended before the handler did)
+        self._over = True
+        self._forget()
         event = completed(self.request, attempt, status, result=result, error=error, started_at=started_at)
         self.worker.finish(self.received.offset, event, *([extra] if extra is not None else []))
+        for offset in self._cancels:  # the cancel requests are done with the outcome, in its transaction
+            self.worker.skip(offset)
         log.info("job finished", attempt=attempt, status=status.value, code=error.code if error else None)
 
     def _progress(self, attempt: int, kind: ProgressKind, **fields: Any) -> Any:

@@ -65,6 +65,9 @@ class ProcessorSettings(BaseSettings):
     )
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: time running jobs get to finish.")
     rebalance_grace_s: float = Field(default=10.0, ge=0, description="Rebalance: time running jobs get to finish.")
+    cancel_grace_s: float = Field(
+        default=10.0, ge=0, description="Cancel: time a running handler gets to clean up before the job ends CANCELLED."
+    )
     dedupe_window_s: float = Field(
         default=86_400.0, ge=0, description="How far back job-completed is read to recognise duplicate requests."
     )

@@ -1,10 +1,15 @@
-"""The query API: a job's status (ETag, long-poll), its result, the job list.
+"""The query API: a job's status (ETag, long-poll), its result, the job list; cancel and re-run.
 
-The SSE stream lives in `stream.py`. Errors are problem+json naming what was wrong.
+The SSE stream lives in `stream.py`. Errors are problem+json naming what was wrong. Cancel
+(`DELETE /v1/jobs/{id}`) and re-run (`POST /v1/jobs/{id}/retry`) answer from the view and send
+their request through Kafka (job-requested, keyed by the job id, acks=all): the processor that
+owns the job acts on it; nothing here calls another service.
 """
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -15,12 +20,23 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from jobrelay.http.problems import TYPE_BASE, Problem
-from jobrelay.jobs.state import JobStatus, status_at
+from jobrelay.jobs.events import Event, JobCancelRequested, JobRequested
+from jobrelay.jobs.state import JobState, JobStatus, evolve, status_at
+from jobrelay.projector.estimates import retry_after
 from jobrelay.projector.runtime import Runtime
 from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store.base import Cursor, JobQuery
 from jobrelay.projector.store.rows import JobRow
-from jobrelay.projector.views import decode_cursor, encode_cursor, etag, links, render, result_value
+from jobrelay.projector.views import (
+    decode_cursor,
+    encode_cursor,
+    etag,
+    links,
+    render,
+    result_value,
+    retry_id,
+    retryable,
+)
 
 __all__ = ["Context", "find", "jobs_router", "parse_wait"]
 
@@ -81,6 +97,28 @@ async def find(runtime: Runtime, job_id: str) -> JobRow:
     raise Problem(404, "Job not found", f"no job {job_id}", type_=f"{TYPE_BASE}job-not-found")
 
 
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": {"type": "object"}}}}
+
+
+_CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The cancel was taken (or had been): the status document, with `cancel_requested_at`."},
+    404: _problem_response("No such job (truthful: the view caught up with the job's partition first)."),
+    409: _problem_response("The job is already over (`job_status` names how); its outcome does not change."),
+    410: _problem_response("The job finished and was purged after its retention."),
+    422: _problem_response("The job id is not a UUID."),
+    503: _problem_response("Kafka is unreachable or the view is catching up: nothing was changed; retry."),
+}
+_RETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The re-run was accepted (or had been: `Idempotent-Replayed`): the new job's id and links."},
+    404: _problem_response("No such job."),
+    409: _problem_response("The job cannot be re-run: it has not ended, it succeeded, or its request is unknown."),
+    410: _problem_response("The job finished and was purged after its retention."),
+    422: _problem_response("The job id is not a UUID."),
+    503: _problem_response("Kafka is unreachable or the view is catching up: nothing was submitted; retry."),
+}
+
+
 def jobs_router(context: Context) -> APIRouter:
     """`/v1/jobs…` routes bound to `context`."""
     router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -90,8 +128,33 @@ def jobs_router(context: Context) -> APIRouter:
     def now() -> datetime:
         return datetime.now(UTC)
 
-    def document(row: JobRow, request: Request) -> dict[str, Any]:
-        return render(row, now=now(), stall_after=settings.stall_after, base=context.base(request))
+    def document(row: JobRow, request: Request, retried: dict[str, str] | None = None) -> dict[str, Any]:
+        moment = now()
+        runtime = context.get()
+        status = status_at(row.state, moment, settings.stall_after)
+        return render(
+            row,
+            now=moment,
+            stall_after=settings.stall_after,
+            base=context.base(request),
+            retention=settings.retention,
+            estimate=runtime.hub.estimates.estimate(row.state, status, moment),
+            retried_as=(retried or {}).get(row.job_id),
+        )
+
+    async def retried(runtime: Runtime, rows: list[JobRow]) -> dict[str, str]:
+        """Old job id → the id of the job that re-ran it, for the rows that could have been re-run."""
+        candidates = {retry_id(r.job_id): r.job_id for r in rows if retryable(r.state, r.state.status)}
+        if not candidates:
+            return {}
+        loaded = await runtime.store.load(list(candidates))
+        return {candidates[new]: new for new in loaded.rows}
+
+    def poll_after(body: dict[str, Any]) -> int:
+        estimate = body.get("estimated_completion")
+        moment = now()
+        when = datetime.fromisoformat(estimate) if isinstance(estimate, str) else None
+        return retry_after(when, moment, settings.retry_after_s, settings.max_retry_after_s)
 
     @router.get("/{job_id}", summary="A job's status (ETag, If-None-Match, Prefer: wait=N)")
     async def get_job(
@@ -104,7 +167,7 @@ def jobs_router(context: Context) -> APIRouter:
         wait = parse_wait(prefer, settings.max_wait_s)
         with runtime.hub.watch(str(job_id)) as changed:
             row = await find(runtime, str(job_id))
-            body = document(row, request)
+            body = document(row, request, await retried(runtime, [row]))
             first = etag(body)
 
             def unchanged(current: dict[str, Any]) -> bool:
@@ -113,7 +176,51 @@ def jobs_router(context: Context) -> APIRouter:
 
             if wait:
                 body = await _long_poll(runtime, row, body, unchanged, wait, changed, lambda r: document(r, request))
-        return _status_response(body, if_none_match, wait, settings.retry_after_s)
+        return _status_response(body, if_none_match, wait, poll_after(body))
+
+    @router.delete(
+        "/{job_id}",
+        status_code=202,
+        summary="Cancel a job: 202 taken (repeatable), 404 unknown, 409 already over",
+        responses=_CANCEL_RESPONSES,
+    )
+    async def cancel_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
+        row = await find(runtime, str(job_id))
+        status = status_at(row.state, now(), settings.stall_after)
+        if status.terminal:
+            raise _already_over(document(row, request, await retried(runtime, [row])))
+        state = row.state
+        if state.cancel is None:  # a repeated DELETE changes nothing (the earliest cancel is the one kept)
+            cancel = JobCancelRequested(job_id=str(job_id), tenant=state.request.tenant if state.request else None)
+            await _publish(runtime, cancel)
+            state = evolve(state, cancel, requested_topic=runtime.topics.requested)  # read your own write
+        body = document(JobRow(state, row.version, row.applied), request)
+        headers = {"Location": body["links"]["self"], "Retry-After": str(poll_after(body))}
+        return JSONResponse(body, status_code=202, headers=headers)
+
+    @router.post(
+        "/{job_id}/retry",
+        status_code=202,
+        summary="Re-run a failed, cancelled or expired job as a new job (202 with the new job)",
+        responses=_RETRY_RESPONSES,
+    )
+    async def retry_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
+        row = await find(runtime, str(job_id))
+        status = status_at(row.state, now(), settings.stall_after)
+        if not retryable(row.state, status):
+            raise _not_retryable(document(row, request, await retried(runtime, [row])), status)
+        new_id = retry_id(str(job_id))
+        replayed = await runtime.store.get(new_id) is not None
+        if not replayed:
+            await _publish(runtime, _rerun(row.state, new_id, now()))
+        base = context.base(request)
+        location = links(base, new_id)["self"]
+        job_links = {**links(base, new_id), "cancel": location, "retry_of": links(base, str(job_id))["self"]}
+        body = {"id": new_id, "status": "accepted", "retry_of": str(job_id), "links": job_links}
+        headers = {"Location": location, "Retry-After": str(settings.retry_after_s)}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(body, status_code=202, headers=headers)
 
     @router.get("/{job_id}/result", summary="The result (200), 303 to the status while running, 409 if not succeeded")
     async def get_result(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
@@ -157,8 +264,9 @@ def jobs_router(context: Context) -> APIRouter:
         page = rows[:size]
         next_cursor = _next(page) if len(rows) > size else None
         next_link = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
+        again = await retried(runtime, page)
         return {
-            "items": [document(r, request) for r in page],
+            "items": [document(r, request, again) for r in page],
             "next_cursor": next_cursor,
             "links": {"self": str(request.url), "next": next_link},
         }
@@ -217,6 +325,82 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
         return False
     candidates = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
     return "*" in candidates or tag in candidates
+
+
+async def _publish(runtime: Runtime, event: Event) -> None:
+    """Put a cancel or re-run request on job-requested (acks=all), or answer 503."""
+    producer = runtime.dead_letters
+    try:
+        if producer is None:
+            raise RuntimeError("no producer")
+        await asyncio.wait_for(producer.publish(event), runtime.settings.publish_timeout_s)
+    except Exception as exc:  # aiokafka raises KafkaError subclasses, a timeout TimeoutError
+        raise Problem(
+            503,
+            "Kafka unavailable",
+            f"the request could not be put on Kafka: {type(exc).__name__}; nothing was changed, retry shortly",
+            type_=f"{TYPE_BASE}unavailable",
+            headers={"Retry-After": "2"},
+        ) from exc
+
+
+def _rerun(state: JobState, new_id: str, now: datetime) -> JobRequested:
+    """The request of a job that re-runs `state`'s job: the same input and options, a new id."""
+    request = state.request
+    if request is None or request.payload is None:
+        raise ValueError(f"job {state.job_id} has no request to re-run")
+    window = request.expires_at - request.created_at if request.expires_at is not None else None
+    fields = {
+        "type": request.job_type,
+        "payload": request.payload,
+        "callback_url": request.callback_url,
+        "timeout_s": request.timeout_s,
+        "max_attempts": request.max_attempts,
+        "retry_of": state.job_id,
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return JobRequested(
+        job_id=new_id,
+        job_type=request.job_type,
+        payload=request.payload,
+        max_attempts=request.max_attempts,
+        timeout_s=request.timeout_s,
+        expires_at=now.replace(microsecond=now.microsecond // 1000 * 1000) + window if window is not None else None,
+        callback_url=request.callback_url,
+        client_id=request.client_id,
+        tenant=request.tenant,
+        retry_of=state.job_id,
+        request_hash=digest,
+    )
+
+
+def _already_over(body: dict[str, Any]) -> Problem:
+    status = body["status"]
+    return Problem(
+        409,
+        f"Job already {status}",
+        f"job {body['id']} is already {status}: it cannot be cancelled, and its outcome stays {status}",
+        type_=f"{TYPE_BASE}job-already-over",
+        job_status=status,
+        job=body,
+    )
+
+
+def _not_retryable(body: dict[str, Any], status: JobStatus) -> Problem:
+    state = body["status"]
+    reason = (
+        "only a job that failed, was cancelled or expired can be re-run"
+        if not status.terminal or status is JobStatus.SUCCEEDED
+        else "its request is not in the view (the job was recorded before re-runs were possible)"
+    )
+    return Problem(
+        409,
+        f"Job {state} cannot be re-run",
+        f"job {body['id']} is {state}: {reason}",
+        type_=f"{TYPE_BASE}job-not-retryable",
+        job_status=state,
+        job=body,
+    )
 
 
 def _not_succeeded(body: dict[str, Any]) -> Problem:

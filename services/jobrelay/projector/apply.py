@@ -50,10 +50,12 @@ class Projector:
         staged, self._staged = self._staged, []
         batch = _Batch(self, staged)
         positions: dict[Position, int] = {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
-        await self.store.update(list(batch.by_job), batch, positions)
+        rows = await self.store.update(list(batch.by_job), batch, positions)
         EVENTS_APPLIED.inc(batch.applied)
         self.hub.advanced(positions)
         self.hub.changed(batch.changed)
+        changed = set(batch.changed)
+        self.hub.estimates.observe(r for r in rows if r.state.outcome is not None and r.job_id in changed)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def fold(self, by_job: Mapping[str, Sequence[Received]], loaded: Loaded) -> tuple[list[JobRow], list[str], int]:

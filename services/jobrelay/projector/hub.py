@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 
+from jobrelay.projector.estimates import Estimator
 from jobrelay.projector.store.base import Position
 
 __all__ = ["ChangeHub"]
@@ -23,6 +24,7 @@ class ChangeHub:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._positions: dict[Position, int] = {}
         self._advanced = asyncio.Event()
+        self.estimates = Estimator()  # fed with the jobs each committed batch ended
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Event]:

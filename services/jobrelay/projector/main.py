@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.jobs.state import status_at
 from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, make_producer
 from jobrelay.messaging.topics import ensure_topics
 from jobrelay.observability import configure_logging, configure_tracing, get_logger
@@ -69,7 +70,16 @@ def create_app(
         return context.runtime.readiness() if context.runtime else (False, {"consumer": "starting"})
 
     def draw(row: JobRow, request: Request) -> dict[str, Any]:
-        return render(row, now=datetime.now(UTC), stall_after=settings.stall_after, base=context.base(request))
+        now = datetime.now(UTC)
+        estimates = context.get().hub.estimates
+        return render(
+            row,
+            now=now,
+            stall_after=settings.stall_after,
+            base=context.base(request),
+            retention=settings.retention,
+            estimate=estimates.estimate(row.state, status_at(row.state, now, settings.stall_after), now),
+        )
 
     app = FastAPI(title="jobrelay projector", summary="The job status view", version="1", lifespan=lifespan)
     install_problem_handlers(app)

@@ -47,7 +47,17 @@ class ProjectorSettings(BaseSettings):
     )
     purge_interval_s: float = Field(default=60, gt=0, description="How often the purge runs.")
     stall_after_s: float = Field(default=60, gt=0, description="A RUNNING job not heard of for this long is STALLED.")
-    retry_after_s: int = Field(default=2, ge=1, description="Retry-After of a job that is not terminal yet.")
+    retry_after_s: int = Field(
+        default=2,
+        ge=1,
+        description="Retry-After of a job not over yet whose type has no history to estimate from.",
+    )
+    max_retry_after_s: int = Field(
+        default=60, ge=1, description="Cap of the Retry-After computed from a job's estimated completion."
+    )
+    publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a cancel or re-run waits for Kafka's acknowledgement before a 503."
+    )
     max_wait_s: float = Field(default=60, ge=0, description="Cap of `Prefer: wait=N` long-polls.")
     catch_up_timeout_s: float = Field(default=5, gt=0, description="How long a 404 may wait for its partition's end.")
     ready_max_lag: int = Field(default=1000, ge=0, description="/readyz is ready while the lag is at most this.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,11 +14,39 @@ from jobrelay.jobs.state import JobState, JobStatus, status_at
 from jobrelay.projector.store.base import Cursor
 from jobrelay.projector.store.rows import JobRow, iso, parse_iso
 
-__all__ = ["decode_cursor", "encode_cursor", "etag", "links", "render", "result_value"]
+__all__ = [
+    "RETRY_NAMESPACE",
+    "decode_cursor",
+    "encode_cursor",
+    "etag",
+    "links",
+    "render",
+    "result_value",
+    "retry_id",
+    "retryable",
+]
+
+RETRY_NAMESPACE = uuid.UUID("3d0c5e2a-8f61-5b7a-9c24-6e1f0b8a4d57")
+_ADVISORY = ("estimated_completion",)  # changes with the clock, not with the job: outside the ETag
+
+
+def retry_id(job_id: str) -> str:
+    """The id of the job that re-runs `job_id` (one per job: `POST …/retry` is idempotent)."""
+    return str(uuid.uuid5(RETRY_NAMESPACE, job_id))
+
+
+def retryable(state: JobState, status: JobStatus) -> bool:
+    """Whether the job can be re-run: it ended without success and its request is known."""
+    return (
+        status.terminal
+        and status is not JobStatus.SUCCEEDED
+        and state.request is not None
+        and (state.request.payload is not None)
+    )
 
 
 def links(base: str, job_id: str) -> dict[str, str]:
-    """Where to find the job, its result and its event stream."""
+    """Where to find the job, its result and its event stream (`render` adds the life-cycle links)."""
     self_url = f"{base}/v1/jobs/{job_id}"
     return {"self": self_url, "result": f"{self_url}/result", "events": f"{self_url}/events"}
 
@@ -30,11 +59,24 @@ def result_value(text: str) -> Any:
         return text
 
 
-def render(row: JobRow, *, now: datetime, stall_after: timedelta, base: str) -> dict[str, Any]:
-    """The job's status document, as `GET /v1/jobs/{id}` answers it."""
+def render(
+    row: JobRow,
+    *,
+    now: datetime,
+    stall_after: timedelta,
+    base: str,
+    retention: timedelta | None = None,
+    estimate: datetime | None = None,
+    retried_as: str | None = None,
+) -> dict[str, Any]:
+    """The job's status document, as `GET /v1/jobs/{id}` answers it.
+
+    `retention`: how long the view keeps a finished job (gives `retain_until`); `estimate`: when
+    a job not over yet will likely end; `retried_as`: the id of the job that re-ran this one.
+    """
     state = row.state
     status = status_at(state, now, stall_after)
-    created, updated = state.created_at, state.last_at
+    request, completed = state.request, state.completed_at
     doc: dict[str, Any] = {
         "id": state.job_id,
         "type": state.job_type,
@@ -42,20 +84,44 @@ def render(row: JobRow, *, now: datetime, stall_after: timedelta, base: str) -> 
         "progress": 100.0 if status is JobStatus.SUCCEEDED else state.current(state.percent),
         "message": state.current(state.message),
         "attempts": state.attempt,
-        "created_at": iso(created) if created is not None else None,
-        "updated_at": iso(updated) if updated is not None else None,
+        "created_at": _iso(state.created_at),
+        "updated_at": _iso(state.last_at),
+        "started_at": _iso(state.started_at),
+        "completed_at": _iso(completed),
+        "expires_at": _iso(request.expires_at if request is not None else None),
+        "retain_until": _iso(completed + retention if completed is not None and retention is not None else None),
+        "estimated_completion": _iso(estimate) if not status.terminal else None,
+        "cancel_requested_at": _iso(state.cancel.at if state.cancel is not None else None),
+        "retry_of": request.retry_of if request is not None else None,
     }
+    if state.cancel_too_late:
+        doc["cancel_too_late"] = True  # the job ended another way before the cancel reached it
     doc.update(_details(state, status))
-    doc["links"] = links(base, state.job_id)
+    doc["links"] = _links(base, state, status, retried_as)
     return doc
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def _links(base: str, state: JobState, status: JobStatus, retried_as: str | None) -> dict[str, str]:
+    found = links(base, state.job_id)
+    if not status.terminal:
+        found["cancel"] = found["self"]  # DELETE
+    elif retryable(state, status):
+        found["retry"] = f"{found['self']}/retry"  # POST
+    if retried_as is not None:
+        found["retried_as"] = f"{base}/v1/jobs/{retried_as}"
+    if state.request is not None and state.request.retry_of is not None:
+        found["retry_of"] = f"{base}/v1/jobs/{state.request.retry_of}"
+    return found
 
 
 def _details(state: JobState, status: JobStatus) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if state.request is not None:
         extra["max_attempts"] = state.request.max_attempts
-        if state.request.expires_at is not None:
-            extra["expires_at"] = iso(state.request.expires_at)
     if status is JobStatus.RETRYING and state.step is not None and state.step.retry_at is not None:
         extra["retry_at"] = iso(state.step.retry_at)
     outcome = state.outcome
@@ -86,8 +152,12 @@ def _details(state: JobState, status: JobStatus) -> dict[str, Any]:
 
 
 def etag(body: dict[str, Any]) -> str:
-    """A strong validator of the representation (it changes whenever any field does, STALLED included)."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """A strong validator of the representation: it changes whenever the job does (STALLED included).
+
+    The estimate is left out: it moves with the clock, and a poll must not look like a change.
+    """
+    stable = {k: v for k, v in body.items() if k not in _ADVISORY}
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return f'"{digest[:32]}"'
 
 

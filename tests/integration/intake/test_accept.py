@@ -47,7 +47,12 @@ async def test_a_202_means_the_job_request_is_on_kafka(
     assert response.json() == {
         "id": job_id,
         "status": "accepted",
-        "links": {"status": status_url, "result": f"{status_url}/result", "events": f"{status_url}/events"},
+        "links": {
+            "status": status_url,
+            "result": f"{status_url}/result",
+            "events": f"{status_url}/events",
+            "cancel": status_url,  # DELETE
+        },
     }
     assert response.headers["location"] == status_url and response.headers["retry-after"] == "1"
     (record,) = await read_all(kafka_settings, topics.requested, expect=1)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from jobrelay.jobs.events import DeadLetterReason, JobError
-from jobrelay.jobs.state import JobState, JobStatus, Note, Outcome, Request, Step, Valued
+from jobrelay.jobs.state import CancelRequest, JobState, JobStatus, Note, Outcome, Request, Step, Valued
 
 __all__ = ["JobRow", "from_json", "iso", "parse_iso", "to_json"]
 
@@ -75,6 +75,7 @@ def to_json(state: JobState) -> str:
         "first_at": _dt(state.first_at),
         "last_at": _dt(state.last_at),
         "activity_at": _dt(state.activity_at),
+        "started_at": _dt(state.started_at),
     }
     if (r := state.request) is not None:
         doc["request"] = [
@@ -85,7 +86,12 @@ def to_json(state: JobState) -> str:
             _dt(r.expires_at),
             r.callback_url,
             r.client_id,
+            r.payload,
+            r.tenant,
+            r.retry_of,
         ]
+    if (c := state.cancel) is not None:
+        doc["cancel"] = [iso(c.at), c.event_id, c.reason, c.requested_by]
     if (s := state.step) is not None:
         doc["step"] = [s.sequence, s.event_id, s.status.value, s.attempt, _dt(s.retry_at)]
     if (o := state.outcome) is not None:
@@ -135,13 +141,24 @@ def from_json(text: str) -> JobState:
         first_at=_pdt(doc["first_at"]),
         last_at=_pdt(doc["last_at"]),
         activity_at=_pdt(doc["activity_at"]),
+        started_at=_pdt(doc.get("started_at")),
+        cancel=_cancel(doc.get("cancel")),
     )
+
+
+def _cancel(raw: list[Any] | None) -> CancelRequest | None:
+    if raw is None:
+        return None
+    at, event_id, reason, requested_by = raw
+    return CancelRequest(at=parse_iso(at), event_id=event_id, reason=reason, requested_by=requested_by)
 
 
 def _request(raw: list[Any] | None) -> Request | None:
     if raw is None:
         return None
-    job_type, created, max_attempts, timeout_s, expires, callback, client = raw
+    # Rows written before payload, tenant and retry_of were kept have the first seven fields only.
+    job_type, created, max_attempts, timeout_s, expires, callback, client = raw[:7]
+    payload, tenant, retry_of = (*raw[7:], None, None, None)[:3]
     return Request(
         job_type=job_type,
         created_at=parse_iso(created),
@@ -150,6 +167,9 @@ def _request(raw: list[Any] | None) -> Request | None:
         expires_at=_pdt(expires),
         callback_url=callback,
         client_id=client,
+        payload=payload,
+        tenant=tenant,
+        retry_of=retry_of,
     )
 
 
