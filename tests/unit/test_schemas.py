@@ -14,6 +14,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from jobrelay.jobs.events import (
     DeadLetterReason,
     Event,
+    JobCancelRequested,
     JobCompleted,
     JobDeadLettered,
     JobProgress,
@@ -26,14 +27,21 @@ from jobrelay.messaging.schemas import SchemaSet, default_schema_dir, load_schem
 
 TOPICS = ["job-requested", "job-progress", "job-completed", "job-dlq"]
 JOB = str(uuid.uuid4())
+# One sample per kind of record, keyed by where its versions live: `<topic>/v<N>.avsc` for a
+# topic's main event, `<topic>/<kind>.v<N>.avsc` for a second event type on the topic.
 SAMPLES: dict[str, Event] = {
-    "job-requested": JobRequested(job_id=JOB, job_type="demo.echo", payload="{}"),
-    "job-progress": JobProgress(job_id=JOB, job_type="demo.echo", sequence=1, kind=ProgressKind.STARTED),
-    "job-completed": JobCompleted(job_id=JOB, job_type="demo.echo", sequence=2, status=TerminalStatus.SUCCEEDED),
-    "job-dlq": JobDeadLettered(
+    "job-requested/v": JobRequested(job_id=JOB, job_type="demo.echo", payload="{}"),
+    "job-requested/cancel.v": JobCancelRequested(job_id=JOB, reason="not needed", requested_by="billing"),
+    "job-progress/v": JobProgress(job_id=JOB, job_type="demo.echo", sequence=1, kind=ProgressKind.STARTED),
+    "job-completed/v": JobCompleted(job_id=JOB, job_type="demo.echo", sequence=2, status=TerminalStatus.SUCCEEDED),
+    "job-dlq/v": JobDeadLettered(
         stage="processor", reason=DeadLetterReason.UNDECODABLE, source_topic="t", source_partition=0, source_offset=0
     ),
 }
+
+
+def _name(event: Event) -> str:
+    return f"jobrelay.events.{type(event).__name__}"
 
 
 def test_every_topic_has_a_documented_namespaced_schema() -> None:
@@ -58,11 +66,11 @@ def _evolved(tmp_path: Path) -> SchemaSet:
     root = tmp_path / "schemas"
     shutil.copytree(default_schema_dir(), root, ignore=shutil.ignore_patterns("*.md"))
     real = load_schemas()
-    for topic in TOPICS:
-        newest = max(v.version for v in real.versions if v.topic == topic)
-        source: dict[str, Any] = json.loads((root / topic / f"v{newest}.avsc").read_text())
+    for where, sample in SAMPLES.items():
+        newest = real.latest(_name(sample)).version
+        source: dict[str, Any] = json.loads((root / f"{where}{newest}.avsc").read_text())
         source["fields"].append({"name": "priority", "type": ["null", "int"], "default": None, "doc": "Added later."})
-        (root / topic / f"v{newest + 1}.avsc").write_text(json.dumps(source))
+        (root / f"{where}{newest + 1}.avsc").write_text(json.dumps(source))
     return load_schemas(root)
 
 
@@ -86,27 +94,33 @@ def _pair(schemas: SchemaSet, framing: str) -> tuple[AvroCodec, AvroCodec]:
 
 
 @pytest.mark.parametrize("framing", ["single-object", "confluent"])
-@pytest.mark.parametrize("topic", TOPICS)
-def test_old_reader_reads_a_newer_writers_record(tmp_path: Path, topic: str, framing: str) -> None:
+@pytest.mark.parametrize("where", SAMPLES)
+def test_old_reader_reads_a_newer_writers_record(tmp_path: Path, where: str, framing: str) -> None:
     schemas = _evolved(tmp_path)
     old, new = _pair(schemas, framing)
-    name = f"jobrelay.events.{type(SAMPLES[topic]).__name__}"
-    record = _as_record(old, SAMPLES[topic]) | {"priority": 7}
+    name = _name(SAMPLES[where])
+    record = _as_record(old, SAMPLES[where]) | {"priority": 7}
     data = new.encode_record(name, record)
     read_name, read = old.decode_record(data)
     assert read_name == name and "priority" not in read
-    assert old.decode(data) == SAMPLES[topic]
+    assert old.decode(data) == SAMPLES[where]
 
 
 @pytest.mark.parametrize("framing", ["single-object", "confluent"])
-@pytest.mark.parametrize("topic", TOPICS)
-def test_new_reader_reads_an_older_writers_record(tmp_path: Path, topic: str, framing: str) -> None:
+@pytest.mark.parametrize("where", SAMPLES)
+def test_new_reader_reads_an_older_writers_record(tmp_path: Path, where: str, framing: str) -> None:
     schemas = _evolved(tmp_path)
     old, new = _pair(schemas, framing)
-    data = old.encode(SAMPLES[topic])
+    data = old.encode(SAMPLES[where])
     _, read = new.decode_record(data)
     assert read["priority"] is None  # the new field takes its default
-    assert new.decode(data) == SAMPLES[topic]
+    assert new.decode(data) == SAMPLES[where]
+
+
+def test_each_record_kind_is_in_its_own_file_and_the_cancel_request_lives_on_job_requested() -> None:
+    by_name = {v.name: v.topic for v in load_schemas().versions}
+    assert by_name["jobrelay.events.JobCancelRequested"] == "job-requested"
+    assert {_name(sample) for sample in SAMPLES.values()} == set(by_name)
 
 
 def _as_record(codec: AvroCodec, event: Event) -> dict[str, Any]:
@@ -130,6 +144,6 @@ def test_every_kept_version_reads_every_other(name: str, older: int, newer: int)
     """Old readers read new records and new readers read old ones, for every kept version pair."""
     schemas = load_schemas()
     old, new = AvroCodec(schemas, pin={name: older}), AvroCodec(schemas, pin={name: newer})
-    sample = next(event for event in SAMPLES.values() if f"jobrelay.events.{type(event).__name__}" == name)
+    sample = next(event for event in SAMPLES.values() if _name(event) == name)
     assert old.decode(new.encode(sample)) == sample
     assert new.decode(old.encode(sample)) == sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -40,6 +40,10 @@ def test_the_body_names_the_job_its_outcome_and_where_to_read_more() -> None:
             "status": "succeeded",
             "result": {"rows": [1, 2]},
             "attempts": 2,
+            "created_at": None,
+            "started_at": None,
+            "completed_at": "2026-01-02T03:04:05.678Z",
+            "expires_at": None,
             "links": {
                 "status": "http://status.example/v1/jobs/j-1",
                 "result": "http://status.example/v1/jobs/j-1/result",
@@ -78,3 +82,30 @@ def test_a_tampered_body_or_id_does_not_verify() -> None:
         Webhook(OLD).verify(body.replace(b"succeeded", b"failed"), headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(OLD).verify(body, headers | {"webhook-id": "evt-2"})
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (TerminalStatus.SUCCEEDED, "job.completed"),
+        (TerminalStatus.FAILED, "job.completed"),
+        (TerminalStatus.CANCELLED, "job.cancelled"),
+        (TerminalStatus.EXPIRED, "job.expired"),
+    ],
+)
+def test_the_message_type_says_how_the_job_ended(status: TerminalStatus, kind: str) -> None:
+    body = json.loads(webhook_body(_event(status=status), "http://s"))
+    assert (body["type"], body["data"]["status"]) == (kind, status.value.lower())
+
+
+def test_the_body_carries_the_timestamps_and_when_the_result_is_purged() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    event = _event(
+        requested_at=at - timedelta(seconds=10),
+        started_at=at - timedelta(seconds=8),
+        expires_at=at + timedelta(days=1),
+    )
+    data = json.loads(webhook_body(event, "http://s", timedelta(days=7)))["data"]
+    assert data["created_at"] == "2026-01-02T03:03:55.678Z" and data["started_at"] == "2026-01-02T03:03:57.678Z"
+    assert data["completed_at"] == "2026-01-02T03:04:05.678Z" and data["expires_at"] == "2026-01-03T03:04:05.678Z"
+    assert data["retain_until"] == "2026-01-09T03:04:05.678Z"

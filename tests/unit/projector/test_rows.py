@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from jobrelay.jobs.events import JobProgress, JobRequested, ProgressKind
+from jobrelay.jobs.events import JobCancelRequested, JobProgress, JobRequested, ProgressKind
 from jobrelay.jobs.state import JobState, evolve
 from jobrelay.projector.store.rows import from_json, iso, parse_iso, to_json
 
@@ -58,3 +59,32 @@ def test_iso_is_strftimes_text_and_parses_back(moment: datetime) -> None:
     assert iso(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if moment.year >= 1000:  # strftime writes year 999 as "999", which no ISO parser reads (as before)
         assert parse_iso(iso(moment)) == moment
+
+
+def test_the_life_cycle_fields_round_trip() -> None:
+    requested = JobRequested(
+        job_id=JOB, job_type="t", payload='{"n":1}', occurred_at=T0, tenant="acme", retry_of=str(uuid.UUID(int=1))
+    )
+    started = JobProgress(job_id=JOB, job_type="t", sequence=1_000_001, kind=ProgressKind.STARTED, occurred_at=T0)
+    cancel = JobCancelRequested(job_id=JOB, occurred_at=T0 + timedelta(seconds=1), reason="no longer needed")
+    state = None
+    for event in (requested, started, cancel):
+        state = evolve(state, event, requested_topic="r")
+    assert state is not None and state.cancel is not None and state.started_at == T0
+    assert from_json(to_json(state)) == state
+
+
+def test_a_row_stored_before_the_life_cycle_fields_still_reads() -> None:
+    old = {
+        "id": JOB,
+        "typed": [0, "e", "t"],
+        "percent": None,
+        "message": None,
+        "first_at": "2026-11-23T09:30:15.123000Z",
+        "last_at": "2026-11-23T09:30:15.123000Z",
+        "activity_at": None,
+        "request": ["t", "2026-11-23T09:30:15.123000Z", 3, None, None, None, "c"],
+    }
+    state = from_json(json.dumps(old))
+    assert state.request is not None and state.request.client_id == "c"
+    assert (state.request.payload, state.request.tenant, state.started_at, state.cancel) == (None, None, None, None)

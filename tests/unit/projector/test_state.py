@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from jobrelay.jobs.events import (
     DeadLetterReason,
     Event,
+    JobCancelRequested,
     JobCompleted,
     JobDeadLettered,
     JobError,
@@ -26,8 +27,10 @@ REQUESTED = "job-requested"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _life(job: str, attempts: int, steps: int, ending: TerminalStatus | None, webhook: bool) -> list[Event]:
-    """An ordered log: request, attempts with progress and retries, maybe an end and a webhook failure."""
+def _life(
+    job: str, attempts: int, steps: int, ending: TerminalStatus | None, webhook: bool, cancels: int = 0
+) -> list[Event]:
+    """An ordered log: request, attempts (progress, retries), cancel requests, maybe an end and a webhook failure."""
     events: list[Event] = [JobRequested(job_id=job, job_type="t", payload="{}", occurred_at=T0, max_attempts=attempts)]
     clock = iter(T0 + timedelta(seconds=i) for i in range(1, 10_000))
     for attempt in range(1, attempts + 1):
@@ -48,6 +51,8 @@ def _life(job: str, attempts: int, steps: int, ending: TerminalStatus | None, we
                     occurred_at=next(clock),
                 )
             )
+    for n in range(cancels):  # a client asking (again) while the job runs: the earliest one counts
+        events.append(JobCancelRequested(job_id=job, occurred_at=next(clock), reason=f"ask {n}"))
     if ending is not None:
         error = None if ending is TerminalStatus.SUCCEEDED else JobError("boom", "it broke")
         end = terminal_sequence(attempts)
@@ -87,6 +92,7 @@ lives = st.builds(
     steps=st.integers(0, 3),
     ending=st.none() | st.sampled_from(TerminalStatus),
     webhook=st.booleans(),
+    cancels=st.integers(0, 2),
 )
 
 
@@ -197,3 +203,50 @@ def test_a_retry_starts_progress_afresh() -> None:
     restarted = evolve(state, life[len(first_attempt)], requested_topic=REQUESTED)
     assert restarted.status is JobStatus.RUNNING and restarted.attempt == 2
     assert restarted.current(restarted.percent) is None
+
+
+def test_a_cancel_request_is_kept_the_earliest_first_and_shown_too_late_when_another_outcome_won() -> None:
+    job = str(uuid.uuid4())
+    life = _life(job, attempts=1, steps=1, ending=TerminalStatus.SUCCEEDED, webhook=False, cancels=2)
+    state = fold(list(reversed(life)), requested_topic=REQUESTED)
+    assert state is not None and state.cancel is not None
+    first = next(e for e in life if isinstance(e, JobCancelRequested))
+    assert (state.cancel.at, state.cancel.reason) == (first.occurred_at, "ask 0")
+    assert state.status is JobStatus.SUCCEEDED and state.cancel_too_late
+
+
+def test_a_cancel_request_alone_does_not_change_the_status_until_the_outcome_says_cancelled() -> None:
+    job = str(uuid.uuid4())
+    requested, started = _life(job, attempts=1, steps=0, ending=None, webhook=False)
+    cancel = JobCancelRequested(job_id=job, occurred_at=T0 + timedelta(seconds=5))
+    state = fold([requested, started, cancel], requested_topic=REQUESTED)
+    assert state is not None and state.status is JobStatus.RUNNING and not state.cancel_too_late
+    outcome = JobCompleted(
+        job_id=job, job_type="t", sequence=terminal_sequence(1), status=TerminalStatus.CANCELLED, attempt=1
+    )
+    state = evolve(state, outcome, requested_topic=REQUESTED)
+    assert state.status is JobStatus.CANCELLED and not state.cancel_too_late
+
+
+def test_started_at_is_the_first_attempts_start_in_any_order() -> None:
+    job = str(uuid.uuid4())
+    life = _life(job, attempts=2, steps=1, ending=TerminalStatus.FAILED, webhook=False)
+    first_start = next(e for e in life if isinstance(e, JobProgress) and e.kind is ProgressKind.STARTED)
+    state = fold(list(reversed(life)), requested_topic=REQUESTED)
+    assert state is not None and state.started_at == first_start.occurred_at
+    assert state.completed_at == life[-1].occurred_at
+
+
+def test_started_at_comes_from_the_outcome_when_the_start_was_folded_into_it() -> None:
+    job = str(uuid.uuid4())
+    requested = JobRequested(job_id=job, job_type="t", payload="{}", occurred_at=T0)
+    quick = JobCompleted(
+        job_id=job,
+        job_type="t",
+        sequence=terminal_sequence(1),
+        status=TerminalStatus.SUCCEEDED,
+        started_at=T0 + timedelta(milliseconds=3),
+        occurred_at=T0 + timedelta(milliseconds=5),
+    )
+    state = fold([quick, requested], requested_topic=REQUESTED)
+    assert state is not None and state.started_at == T0 + timedelta(milliseconds=3)
