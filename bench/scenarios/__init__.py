@@ -23,6 +23,7 @@ _MODULES: dict[str, str] = {
     "intake-only": "bench.scenarios.intake_only",
     "projector-rebuild": "bench.scenarios.projector_rebuild",
     "processor-memory": "bench.scenarios.processor_memory",
+    "cancel": "bench.scenarios.cancel",
     "peer": "bench.scenarios.peer",
     "client-cpu": "bench.scenarios.client_cpu",
 }
