@@ -1,4 +1,4 @@
-"""One contract, every store: memory and SQLite here; PostgreSQL subclasses `StoreContract` later."""
+"""One contract, every store: memory, SQLite and PostgreSQL run the same `StoreContract` tests."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from jobrelay.jobs.events import JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
 from jobrelay.jobs.sequence import sequence, terminal_sequence
 from jobrelay.jobs.state import JobState, JobStatus, evolve
-from jobrelay.projector.store import Cursor, JobQuery, JobRow, Loaded, MemoryStore, SqliteStore, ViewStore
+from jobrelay.projector.store import (
+    Cursor,
+    JobQuery,
+    JobRow,
+    Loaded,
+    MemoryStore,
+    PostgresStore,
+    SqliteStore,
+    ViewStore,
+)
+from jobrelay.projector.store.postgres import MIGRATIONS
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STALL = timedelta(seconds=60)
@@ -189,3 +200,30 @@ class TestSqliteStore(StoreContract):
             assert await again.positions() == {("p", 1): 3}
         finally:
             await again.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    async def store(self, postgres_dsn: str) -> AsyncIterator[ViewStore]:
+        store = await PostgresStore.open(postgres_dsn)
+        yield store
+        await store.close()
+
+    async def test_the_view_survives_reopening_and_migrates_once(self, postgres_dsn: str) -> None:
+        row = _job(T0, JobStatus.RUNNING)
+        first = await PostgresStore.open(postgres_dsn)
+        await first.write([row], {("p", 1): 3})
+        await first.close()
+        again = await PostgresStore.open(postgres_dsn)
+        try:
+            assert await again.get(row.job_id) == row
+            assert await again.positions() == {("p", 1): 3}
+        finally:
+            await again.close()
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            steps = await connection.fetch("SELECT component, version FROM schema_migrations ORDER BY version")
+        finally:
+            await connection.close()
+        assert [tuple(step) for step in steps] == [("projector", m.version) for m in MIGRATIONS]
