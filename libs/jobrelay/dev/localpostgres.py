@@ -210,7 +210,7 @@ class LocalPostgres:
     def ensure_database(self) -> None:
         """Create the `jobrelay` database unless it exists."""
         connect = ("-h", self.host, "-p", str(self.port), "-U", self.user, "-d", "postgres", "-X", "-q", "-t", "-A")
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"  # our own constant name
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"  # noqa: S608 - our own name
         if self._run("psql", *connect, "-c", query, as_server=False).strip() != "1":
             self._run("psql", *connect, "-c", f'CREATE DATABASE "{self.database}"', as_server=False)
 

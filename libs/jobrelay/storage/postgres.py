@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import asyncpg
 
 __all__ = ["Migration", "MigrationError", "migrate", "open_pool"]

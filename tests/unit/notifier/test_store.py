@@ -1,4 +1,4 @@
-"""The delivery store's contract, run against every adapter (SQLite today; PostgreSQL can join)."""
+"""The delivery store's contract, run against every adapter (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobrelay.notifier.store import Completion, DeliveryState, DeliveryStore, NewDelivery
+from jobrelay.notifier.store.postgres import PostgresDeliveryStore
 from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
 
 
@@ -100,6 +101,30 @@ class TestSqliteDeliveryStore(DeliveryStoreContract):
         await store.disable_url("https://gone.example/h", 410, "gone", now=1.0)
         await store.close()
         reopened = await SqliteDeliveryStore.open(tmp_path / "n.sqlite3")
+        try:
+            assert [d.webhook_id for d in await reopened.due(now=2.0, limit=5, per_host=5)] == ["evt-1"]
+            assert (await reopened.offsets(), await reopened.disabled("https://gone.example/h")) == (
+                {("t", 0): 2},
+                "gone",
+            )
+        finally:
+            await reopened.close()
+
+
+@pytest.mark.postgres
+class TestPostgresDeliveryStore(DeliveryStoreContract):
+    @pytest.fixture
+    async def store(self, postgres_dsn: str) -> AsyncIterator[DeliveryStore]:
+        store = await PostgresDeliveryStore.open(postgres_dsn)
+        yield store
+        await store.close()
+
+    async def test_everything_survives_reopening(self, postgres_dsn: str) -> None:
+        store = await PostgresDeliveryStore.open(postgres_dsn)
+        await store.record([(_completion(1), [NewDelivery("https://a.example/h")])], {("t", 0): 2}, now=1.0)
+        await store.disable_url("https://gone.example/h", 410, "gone", now=1.0)
+        await store.close()
+        reopened = await PostgresDeliveryStore.open(postgres_dsn)
         try:
             assert [d.webhook_id for d in await reopened.due(now=2.0, limit=5, per_host=5)] == ["evt-1"]
             assert (await reopened.offsets(), await reopened.disabled("https://gone.example/h")) == (

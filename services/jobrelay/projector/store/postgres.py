@@ -133,10 +133,8 @@ class PostgresStore:
         """Load (locking), fold and store with the positions, in one transaction."""
         async with self._pool.acquire() as connection, connection.transaction():
             loaded = await _load(connection, job_ids, lock=True)
-            if len(job_ids) <= INLINE_JOBS:
-                rows = list(fold(loaded))
-            else:
-                rows = list(await asyncio.to_thread(fold, loaded))
+            small = len(job_ids) <= INLINE_JOBS
+            rows = list(fold(loaded) if small else await asyncio.to_thread(fold, loaded))
             await _write(connection, _columns(rows), positions)
         return rows
 
