@@ -9,12 +9,14 @@ meets a system cluster), creates the `jobrelay` database and records the server'
 
 PostgreSQL refuses to run as root. Run by root (CI, containers), every server command runs as an
 unprivileged account through `runuser`: `JOBRELAY_POSTGRES_OS_USER`, else `postgres` (created by
-Debian's package), else `nobody`; the data folder and log are handed to that account, so the
-checkout's folders must be traversable by it.
+Debian's package), else `nobody`; the data folder and log are handed to that account. When that
+account cannot enter the checkout (one under /root, say), they live in
+`/var/tmp/jobrelay-postgres-<hash of the checkout's path>` instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -101,12 +103,26 @@ class LocalPostgres:
         self.root = root or project_root()
         self.host, self.port, self.database = host, port, database
         self.user = "jobrelay"  # the database superuser initdb creates
-        self.cache = self.root / ".cache" / "postgres"
-        # One data folder per port, so a test can run a private server beside the main one.
-        self.data_dir = self.cache / ("data" if port == DEFAULT_PORT else f"data-{port}")
-        self.pid_file = self.cache / ("postgres.pid" if port == DEFAULT_PORT else f"postgres-{port}.pid")
-        self.log_file = self.cache / ("postgres.log" if port == DEFAULT_PORT else f"postgres-{port}.log")
         self.os_user = _os_user()
+        self.cache = self.root / ".cache" / "postgres"
+        server_dir = self._server_dir()
+        # One data folder per port, so a test can run a private server beside the main one.
+        suffix = "" if port == DEFAULT_PORT else f"-{port}"
+        self.data_dir = server_dir / f"data{suffix}"
+        self.log_file = server_dir / f"postgres{suffix}.log"
+        self.pid_file = self.cache / f"postgres{suffix}.pid"
+
+    def _server_dir(self) -> Path:
+        """`.cache/postgres`, or, when the server's account cannot reach the checkout, a folder of its own."""
+        if self.os_user is None or self._reachable(self.root):
+            return self.cache
+        # e.g. a checkout under /root (mode 700): the data cannot live in it, so it lives beside it.
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"jobrelay-postgres-{digest}"  # noqa: S108 - up() checks that it is ours
+
+    def _reachable(self, folder: Path) -> bool:
+        check = ["runuser", "-u", str(self.os_user), "--", "test", "-x", str(folder)]
+        return subprocess.run(check, capture_output=True, check=False).returncode == 0
 
     @property
     def address(self) -> str:
@@ -138,16 +154,6 @@ class LocalPostgres:
         if self.os_user is not None:
             shutil.chown(path, self.os_user)
 
-    def _check_reachable_by_server(self) -> None:
-        if self.os_user is None:
-            return
-        check = ["runuser", "-u", self.os_user, "--", "test", "-w", str(self.data_dir)]
-        if subprocess.run(check, capture_output=True, check=False).returncode != 0:
-            raise LocalPostgresError(
-                f"the account {self.os_user!r} that runs PostgreSQL cannot reach {self.data_dir}; "
-                "make its parent folders traversable (chmod o+x) or set JOBRELAY_POSTGRES_OS_USER"
-            )
-
     def initialise(self) -> None:
         """`initdb` once into the data folder, then listen on 127.0.0.1:port only, with trust."""
         if (self.data_dir / "PG_VERSION").is_file():
@@ -155,7 +161,6 @@ class LocalPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)  # initdb wants the folder private
         self._give(self.data_dir)
-        self._check_reachable_by_server()
         self._run(
             "initdb",
             *("-D", str(self.data_dir), "-U", self.user, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"),
@@ -189,6 +194,9 @@ class LocalPostgres:
             self.ensure_database()
             return False
         self.cache.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file.parent.stat().st_uid != os.geteuid():  # a folder someone else made for us: not ours
+            raise LocalPostgresError(f"{self.log_file.parent} belongs to another user; remove it")
         self.initialise()
         self.log_file.touch()
         self._give(self.log_file)
