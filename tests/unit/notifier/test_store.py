@@ -87,6 +87,20 @@ class DeliveryStoreContract:
         assert await store.disabled("https://a.example/h") == "answered 410 Gone"
         assert await store.disabled("https://a.example/other") is None
 
+    async def test_an_operator_sees_a_jobs_deliveries_and_can_enable_a_url_again(self, store: DeliveryStore) -> None:
+        urls = [NewDelivery("https://a.example/h"), NewDelivery("https://b.example/h", "b")]
+        await store.record([(_completion(1), urls), (_completion(2), [NewDelivery("https://c.example/h")])], {}, 1.0)
+        first, second = await store.deliveries_of("job-1")
+        assert [(d.url, d.state, d.completion.job_id) for d in (first, second)] == [
+            ("https://a.example/h", DeliveryState.PENDING, "job-1"),
+            ("https://b.example/h", DeliveryState.PENDING, "job-1"),
+        ]
+        assert await store.deliveries_of("job-unknown") == []
+        await store.disable_url("https://a.example/h", 410, "answered 410 Gone", now=2.0)
+        assert await store.enable_url("https://a.example/h") is True
+        assert await store.disabled("https://a.example/h") is None
+        assert await store.enable_url("https://a.example/h") is False, "it was not disabled any more"
+
 
 class TestSqliteDeliveryStore(DeliveryStoreContract):
     @pytest.fixture
