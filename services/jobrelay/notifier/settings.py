@@ -89,15 +89,14 @@ class NotifierSettings(BaseSettings):
     store: Literal["sqlite", "postgres"] = Field(
         default="sqlite",
         validation_alias=AliasChoices("JOBRELAY_NOTIFIER_STORE", "JOBRELAY_STORE"),
-        description="sqlite: the file `database`; postgres: the database postgres_dsn "
-        "(JOBRELAY_STORE sets both services').",
+        description="sqlite (database) or postgres (postgres_dsn); JOBRELAY_STORE sets both services'.",
     )
     database: Path = Field(default=Path("jobrelay-notifier.sqlite3"), description="SQLite delivery state.")
     postgres_dsn: str = Field(
         default=LOCAL_POSTGRES_DSN,
         repr=False,
         validation_alias=AliasChoices("JOBRELAY_NOTIFIER_POSTGRES_DSN", "JOBRELAY_POSTGRES_DSN"),
-        description="PostgreSQL URL of the delivery state (store=postgres); JOBRELAY_POSTGRES_DSN sets both services'.",
+        description="PostgreSQL URL of the delivery state; JOBRELAY_POSTGRES_DSN sets both services'.",
     )
     status_base_url: str = Field(default="http://127.0.0.1:8001", description="Base of the links in bodies.")
     signing_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = Field(

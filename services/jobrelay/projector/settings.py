@@ -26,8 +26,8 @@ class ProjectorSettings(BaseSettings):
     store: Literal["sqlite", "postgres", "memory"] = Field(
         default="sqlite",
         validation_alias=AliasChoices("JOBRELAY_PROJECTOR_STORE", "JOBRELAY_STORE"),
-        description="sqlite: the file db_path; postgres: the database postgres_dsn; memory: no file, rebuilt on "
-        "start. JOBRELAY_STORE sets it for the projector and the notifier at once.",
+        description="sqlite (db_path), postgres (postgres_dsn) or memory (no file, rebuilt on start); "
+        "JOBRELAY_STORE sets both services'.",
     )
     db_path: Path = Field(
         default=Path("var/projector/view.sqlite"),
@@ -37,8 +37,8 @@ class ProjectorSettings(BaseSettings):
         default=LOCAL_POSTGRES_DSN,
         repr=False,
         validation_alias=AliasChoices("JOBRELAY_PROJECTOR_POSTGRES_DSN", "JOBRELAY_POSTGRES_DSN"),
-        description="PostgreSQL URL of the view (store=postgres); `?search_path=s` puts its tables in schema s; "
-        "JOBRELAY_POSTGRES_DSN sets it for both services. Default: `jobrelay dev postgres up`'s server.",
+        description="PostgreSQL URL of the view (`?search_path=s`: its tables in schema s); "
+        "JOBRELAY_POSTGRES_DSN sets both services'.",
     )
     public_base_url: str | None = Field(
         default=None,
