@@ -10,12 +10,13 @@ a database migrated by newer code than ours is refused rather than misread.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
-__all__ = ["Migration", "MigrationError", "migrate", "open_pool"]
+__all__ = ["Migration", "MigrationError", "from_text", "migrate", "open_pool", "to_text"]
 
 # pg_advisory_xact_lock key of the migrations (any constant; "jrmigrat" in ASCII).
 _LOCK = 0x6A726D6967726174
@@ -25,6 +26,28 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (component, version)
 )
 """
+
+
+_ESCAPED = re.compile(r"\\([\\0])")
+
+
+def to_text(value: str) -> str:
+    """`value` as PostgreSQL text, which cannot hold NUL: `\\` is doubled and NUL becomes `\\0`.
+
+    Any producer can put a NUL in an id or a URL, and a value that cannot be stored would stop
+    the consumer at that record; SQLite stores it as it is. Text without either character (every
+    id, type and URL jobrelay makes) is unchanged, so its order and its lookups are too.
+    """
+    if "\\" not in value and "\x00" not in value:
+        return value
+    return value.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
+def from_text(value: str) -> str:
+    """The inverse of `to_text`."""
+    if "\\" not in value:
+        return value
+    return _ESCAPED.sub(lambda match: "\x00" if match.group(1) == "0" else "\\", value)
 
 
 class MigrationError(RuntimeError):

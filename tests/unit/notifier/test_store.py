@@ -101,6 +101,30 @@ class DeliveryStoreContract:
         assert await store.disabled("https://a.example/h") is None
         assert await store.enable_url("https://a.example/h") is False, "it was not disabled any more"
 
+    async def test_text_with_any_characters_comes_back_exactly(self, store: DeliveryStore) -> None:
+        odd = Completion(
+            "evt\x00\\0",
+            "job\x00\\",
+            "type\x00",
+            b"\x00body",
+            "job-completed",
+            0,
+            1,
+            None,
+            b"\x00",
+            (("name\x00\\", b"\x00"), ("x", None)),
+        )
+        url = "https://odd.example/h?\x00=\\0"
+        await store.record([(odd, [NewDelivery(url, "sub\x00")])], {}, now=1.0)
+        (delivery,) = await store.due(now=1.0, limit=5, per_host=5)
+        assert (delivery.completion, delivery.url, delivery.subscription) == (odd, url, "sub\x00")
+        assert [d.id for d in await store.deliveries_of("job\x00\\")] == [delivery.id]
+        await store.finish(delivery.id, DeliveryState.GONE, attempts=1, status=410, error="said \x00\\0")
+        (letter,) = await store.dead_letters_pending(limit=5)
+        assert letter.last_error == "said \x00\\0"
+        await store.disable_url(url, 410, "gone \x00", now=2.0)
+        assert await store.disabled(url) == "gone \x00" and await store.disabled("https://odd.example/h?") is None
+
 
 class TestSqliteDeliveryStore(DeliveryStoreContract):
     @pytest.fixture

@@ -173,6 +173,19 @@ class StoreContract:
         assert (await store.load([old_done.job_id])).purged == {old_done.job_id}
         assert {r.job_id for r in await store.all_rows()} == {new_done.job_id, old_running.job_id}
 
+    async def test_ids_and_types_with_any_characters_are_stored_and_found(self, store: ViewStore) -> None:
+        odd_id, odd_type = "job\x00\\0 \\", "t\x00ype"  # NUL and backslashes, as any producer may send
+        requested = JobRequested(job_id=odd_id, job_type=odd_type, payload="{}", occurred_at=T0)
+        row = JobRow(evolve(None, requested, requested_topic="r"), 1, 1)
+        plain = _job(T0, job_type="t")
+        await store.write([row, plain], {})
+        assert await store.get(odd_id) == row and (await store.load([odd_id])).rows == {odd_id: row}
+        typed = await store.query(JobQuery(now=T0, stall_after=STALL, types=frozenset({odd_type})))
+        assert typed == [row]
+        cursor = Cursor(T0, odd_id)
+        page = await store.query(JobQuery(now=T0, stall_after=STALL, after=cursor))
+        assert page == [plain], "the page after the odd id: the UUID, which sorts before 'job…'"
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture

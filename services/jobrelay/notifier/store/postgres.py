@@ -2,7 +2,8 @@
 
 The tables are the SQLite store's, in PostgreSQL's types: bodies and record bytes as `bytea`,
 the record's headers as two parallel arrays (names, values with NULLs) so every byte comes back
-as it went in, times as Unix seconds (`double precision`). A batch is one transaction: the
+as it went in, times as Unix seconds (`double precision`), text through `to_text` (PostgreSQL
+text cannot hold NUL, which a producer can put anywhere). A batch is one transaction: the
 completions (pipelined), their deliveries and the offsets (one statement each, arrays through
 `unnest`). The schema is versioned (`jobrelay.storage.postgres`, component "notifier").
 One notifier process owns the state, as with SQLite; claims for several replicas
@@ -18,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from jobrelay.notifier.store import Completion, Delivery, DeliveryState, NewDelivery, Partition
-from jobrelay.storage.postgres import Migration, open_pool
+from jobrelay.storage.postgres import Migration, from_text, open_pool, to_text
 
 __all__ = ["MIGRATIONS", "PostgresDeliveryStore"]
 
@@ -85,20 +86,33 @@ ON CONFLICT (topic, partition) DO UPDATE SET next_offset = GREATEST(consumed_off
 """
 
 
+def _opt(value: str | None) -> str | None:
+    return None if value is None else to_text(value)
+
+
+def _opt_out(value: str | None) -> str | None:
+    return None if value is None else from_text(value)
+
+
 def _completion_row(c: Completion, now: float) -> tuple[Any, ...]:
-    names, values = [name for name, _ in c.headers], [value for _, value in c.headers]
-    return (c.event_id, c.job_id, c.job_type, c.body, c.topic, c.partition, c.offset, c.key, c.value, names, values,
-            now)  # fmt: skip
+    names, values = [to_text(name) for name, _ in c.headers], [value for _, value in c.headers]
+    text = to_text
+    return (text(c.event_id), text(c.job_id), text(c.job_type), c.body, text(c.topic), c.partition, c.offset, c.key,
+            c.value, names, values, now)  # fmt: skip
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
     event_id, job_id, job_type, body, topic, partition, offset, key, value, names, values = row[9:20]
-    headers = tuple(zip(names, values, strict=True))
-    completion = Completion(event_id, job_id, job_type, body, topic, partition, offset, key, value, headers)
+    headers = tuple(zip(map(from_text, names), values, strict=True))
+    text = from_text
+    completion = Completion(
+        text(event_id), text(job_id), text(job_type), body, text(topic), partition, offset, key, value, headers
+    )
     delivery_id, url, host, subscription, state, attempts, next_at, status, error = row[0:9]
     return Delivery(
-        delivery_id, url, host, subscription, DeliveryState(state), attempts, next_at, status, error, completion
-    )
+        delivery_id, text(url), text(host), _opt_out(subscription), DeliveryState(state), attempts, next_at, status,
+        _opt_out(error), completion,
+    )  # fmt: skip
 
 
 class PostgresDeliveryStore:
@@ -124,7 +138,11 @@ class PostgresDeliveryStore:
             new = 0
             if batch:
                 await connection.executemany(_COMPLETION, [_completion_row(c, now) for c, _ in batch])
-                rows = [(c.event_id, d.url, d.host, d.subscription) for c, deliveries in batch for d in deliveries]
+                rows = [
+                    (to_text(c.event_id), to_text(d.url), to_text(d.host), _opt(d.subscription))
+                    for c, deliveries in batch
+                    for d in deliveries
+                ]
                 if rows:
                     new = len(await connection.fetch(_DELIVERIES, *map(list, zip(*rows, strict=True)), now))
             if offsets:
@@ -152,7 +170,7 @@ class PostgresDeliveryStore:
         await self._pool.execute(
             "UPDATE deliveries SET attempts = $1, next_attempt_at = $2, last_status = $3, last_error = $4, "
             "updated_at = $5 WHERE id = $6",
-            *(attempts, at, status, error, time.time(), delivery_id),
+            *(attempts, at, status, to_text(error), time.time(), delivery_id),
         )
 
     async def finish(
@@ -162,29 +180,38 @@ class PostgresDeliveryStore:
         await self._pool.execute(
             "UPDATE deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, "
             "dead_letter_pending = $5, updated_at = $6 WHERE id = $7",
-            *(state.value, attempts, status, error, state is not DeliveryState.DELIVERED, time.time(), delivery_id),
+            *(
+                state.value,
+                attempts,
+                status,
+                _opt(error),
+                state is not DeliveryState.DELIVERED,
+                time.time(),
+                delivery_id,
+            ),
         )
 
     async def disable_url(self, url: str, status: int, reason: str, now: float) -> None:
         """Remember that `url` must not be called again."""
         await self._pool.execute(
-            "INSERT INTO disabled_urls VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", url, status, reason, now
+            "INSERT INTO disabled_urls VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            *(to_text(url), status, to_text(reason), now),
         )
 
     async def disabled(self, url: str) -> str | None:
         """Why `url` is disabled, if it is."""
-        reason = await self._pool.fetchval("SELECT reason FROM disabled_urls WHERE url = $1", url)
-        return None if reason is None else str(reason)
+        reason = await self._pool.fetchval("SELECT reason FROM disabled_urls WHERE url = $1", to_text(url))
+        return None if reason is None else from_text(reason)
 
     async def enable_url(self, url: str) -> bool:
         """Forget that `url` answered 410."""
-        return await self._pool.fetchval("DELETE FROM disabled_urls WHERE url = $1 RETURNING url", url) is not None
+        query = "DELETE FROM disabled_urls WHERE url = $1 RETURNING url"
+        return await self._pool.fetchval(query, to_text(url)) is not None
 
     async def deliveries_of(self, job_id: str) -> list[Delivery]:
         """Every delivery of `job_id`, oldest first."""
-        return [
-            _delivery(row) for row in await self._pool.fetch(f"{_SELECT} WHERE c.job_id = $1 ORDER BY d.id", job_id)
-        ]
+        query = f"{_SELECT} WHERE c.job_id = $1 ORDER BY d.id"
+        return [_delivery(row) for row in await self._pool.fetch(query, to_text(job_id))]
 
     async def dead_letters_pending(self, limit: int) -> list[Delivery]:
         """Final failures not yet on job-dlq."""

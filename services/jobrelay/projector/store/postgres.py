@@ -3,7 +3,8 @@
 The rows are the SQLite store's: each job's folded state as JSON text (`rows.to_json`) plus the
 columns the list filters and orders by (`sqlite_sql.params`). Timestamps are `rows.iso` text in
 the "C" collation, whose byte order is the order `base.sort_key` and the cursors use, whatever
-the database's locale; the list query is the SQLite one (`sqlite_sql.query_sql`) with numbered
+the database's locale (`to_text` keeps NUL, which PostgreSQL text cannot hold, out of the id and
+type columns); the list query is the SQLite one (`sqlite_sql.query_sql`) with numbered
 placeholders, so both answer alike. A batch is one statement per table (arrays through
 `unnest`), and every write is one transaction: rows and positions together or neither.
 `update` locks the stored rows it folds (`FOR UPDATE`), so two writers never fold the same job
@@ -24,7 +25,7 @@ import asyncpg
 from jobrelay.projector.store import sqlite_sql
 from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position
 from jobrelay.projector.store.rows import JobRow, iso, parse_iso
-from jobrelay.storage.postgres import Migration, open_pool
+from jobrelay.storage.postgres import Migration, from_text, open_pool, to_text
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -80,18 +81,23 @@ def _numbered(text: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", text)
 
 
+def _params(row: JobRow) -> tuple[Any, ...]:
+    job_id, job_type, *rest = sqlite_sql.params(row)  # the state's JSON escapes NUL itself
+    return (to_text(job_id), None if job_type is None else to_text(job_type), *rest)
+
+
 def _columns(rows: Sequence[JobRow]) -> list[list[Any]]:
     """The rows' column values, one list per column (for `unnest`); a row that cannot be stored raises."""
-    latest = {row.job_id: sqlite_sql.params(row) for row in rows}  # one row per job: the last, as SQLite keeps
+    latest = {row.job_id: _params(row) for row in rows}  # one row per job: the last, as SQLite keeps
     return [list(column) for column in zip(*latest.values(), strict=True)] if latest else [[] for _ in range(10)]
 
 
 async def _load(connection: asyncpg.Connection, job_ids: Collection[str], *, lock: bool = False) -> Loaded:
-    ids = sorted(set(job_ids))  # in key order: two writers lock the same rows in the same order
+    ids = sorted({to_text(i) for i in job_ids})  # in key order: two writers lock the same rows in the same order
     query = _LOAD + (" ORDER BY id FOR UPDATE" if lock else "")
     rows = {row.job_id: row for row in map(sqlite_sql.row_of, await connection.fetch(query, ids))}
     purged = await connection.fetch("SELECT id FROM tombstones WHERE id = ANY($1::text[])", ids)
-    return Loaded(rows, frozenset(record[0] for record in purged))
+    return Loaded(rows, frozenset(from_text(record[0]) for record in purged))
 
 
 async def _write(connection: asyncpg.Connection, columns: list[list[Any]], at: Mapping[Position, int]) -> None:
@@ -140,23 +146,24 @@ class PostgresStore:
 
     async def get(self, job_id: str) -> JobRow | None:
         """One job or None."""
-        record = await self._pool.fetchrow("SELECT version, applied, state FROM jobs WHERE id = $1", job_id)
+        record = await self._pool.fetchrow("SELECT version, applied, state FROM jobs WHERE id = $1", to_text(job_id))
         return sqlite_sql.row_of(record) if record is not None else None
 
     async def purged_at(self, job_id: str) -> datetime | None:
         """When `job_id` was purged."""
-        text = await self._pool.fetchval("SELECT purged_at FROM tombstones WHERE id = $1", job_id)
+        text = await self._pool.fetchval("SELECT purged_at FROM tombstones WHERE id = $1", to_text(job_id))
         return parse_iso(text) if text is not None else None
 
     async def query(self, query: JobQuery) -> list[JobRow]:
         """Matching jobs, newest first."""
         text, args = sqlite_sql.query_sql(query)
+        args = [to_text(arg) if isinstance(arg, str) else arg for arg in args]  # types and the cursor's id
         return [sqlite_sql.row_of(record) for record in await self._pool.fetch(_numbered(text), *args)]
 
     async def purge(self, terminal_before: datetime, now: datetime) -> list[str]:
         """Drop jobs that finished before `terminal_before`, leaving tombstones (one statement)."""
         records = await self._pool.fetch(_PURGE, iso(terminal_before), iso(now))
-        return sorted(record[0] for record in records)
+        return sorted(from_text(record[0]) for record in records)
 
     async def all_rows(self) -> list[JobRow]:
         """Every job by id."""
