@@ -1,14 +1,15 @@
 """The PostgreSQL view store (asyncpg): the view on a server, beside the embedded SQLite default.
 
 The rows are the SQLite store's: each job's folded state as JSON text (`rows.to_json`) plus the
-columns the list filters and orders by (`sqlite_sql.params`). Timestamps are `rows.iso` text in
-the "C" collation, whose byte order is the order `base.sort_key` and the cursors use, whatever
-the database's locale (`to_text` keeps NUL, which PostgreSQL text cannot hold, out of the id and
-type columns); the list query is the SQLite one (`sqlite_sql.query_sql`) with numbered
-placeholders, so both answer alike. A batch is one statement per table (arrays through
-`unnest`), and every write is one transaction: rows and positions together or neither.
-`update` locks the stored rows it folds (`FOR UPDATE`), so two writers never fold the same job
-at once. The schema is versioned (`jobrelay.storage.postgres`, component "projector").
+columns the list filters and orders by (`sqlite_sql.params`). Timestamps are `rows.iso` text and
+the ordered columns use the "C" collation, so their order is the byte order `base.sort_key` and
+the cursors use, whatever the database's locale; the list query is the SQLite one
+(`sqlite_sql.query_sql`) with numbered placeholders, so both answer alike. Ids and types pass
+through `to_text`: PostgreSQL text cannot hold the NUL a producer may send. A batch is one
+statement per table (arrays through `unnest`), and every write is one transaction: rows and
+positions together or neither. `update` locks the stored rows it folds (`FOR UPDATE`), so two
+writers never fold the same job at once. The schema is versioned (`jobrelay.storage.postgres`,
+component "projector").
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def _params(row: JobRow) -> tuple[Any, ...]:
 def _columns(rows: Sequence[JobRow]) -> list[list[Any]]:
     """The rows' column values, one list per column (for `unnest`); a row that cannot be stored raises."""
     latest = {row.job_id: _params(row) for row in rows}  # one row per job: the last, as SQLite keeps
-    return [list(column) for column in zip(*latest.values(), strict=True)] if latest else [[] for _ in range(10)]
+    if not latest:
+        return [[] for _ in range(10)]  # the ten columns, empty
+    return [list(column) for column in zip(*latest.values(), strict=True)]
 
 
 async def _load(connection: asyncpg.Connection, job_ids: Collection[str], *, lock: bool = False) -> Loaded:
