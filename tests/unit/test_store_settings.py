@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from jobrelay.config.settings import LOCAL_POSTGRES_DSN
 from jobrelay.dev.localpostgres import LocalPostgres
+from jobrelay.dev.stack import Stack
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.projector.settings import ProjectorSettings
 
@@ -39,3 +42,12 @@ def test_the_notifier_has_no_memory_store(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("JOBRELAY_NOTIFIER_STORE", "memory")
     with pytest.raises(ValidationError, match="'sqlite' or 'postgres'"):
         NotifierSettings()
+
+
+def test_the_local_stack_starts_postgres_only_when_switched_to_it_without_a_dsn(tmp_path: Path) -> None:
+    def uses(env: dict[str, str]) -> bool:
+        return Stack(env=env, run_dir=tmp_path).uses_local_postgres
+
+    assert not uses({}) and not uses({"JOBRELAY_STORE": "sqlite"})
+    assert uses({"JOBRELAY_STORE": "postgres"})
+    assert not uses({"JOBRELAY_STORE": "postgres", "JOBRELAY_POSTGRES_DSN": "postgresql://db.internal/jobs"})
