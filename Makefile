@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := all
-.PHONY: all help install lint format types test jaeger run-traced unit integration run kafka-up kafka-down kafka-status topics httpgen bench clean
+.PHONY: all help install lint format types test jaeger run-traced unit integration run kafka-up kafka-down kafka-status postgres-up postgres-down postgres-status topics httpgen bench clean
 
 all: test ## lint, type-check and test (the same as `make test`)
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,8 @@ types: $(STAMP) ## mypy --strict on libs, services, tests and bench
 	$(BIN)/mypy
 
 # The tests start the local Kafka broker when none answers (fetching it the first time) and
-# stop it at the end if they started it; KAFKA_BOOTSTRAP_SERVERS points them elsewhere.
+# stop it at the end if they started it; KAFKA_BOOTSTRAP_SERVERS points them elsewhere. The same
+# for the local PostgreSQL (the stores' contract tests); JOBRELAY_TEST_POSTGRES_DSN points them elsewhere.
 test: lint types jaeger ## lint, types, then every test against a real Kafka broker
 	$(BIN)/pytest
 
@@ -49,7 +50,7 @@ unit: $(STAMP) ## only the tests that need no broker
 integration: $(STAMP) ## only the tests against the real broker
 	$(BIN)/pytest tests/integration
 
-run: $(STAMP) ## run jobrelay locally: Kafka, topics, services (Ctrl+C stops what it started)
+run: $(STAMP) ## run jobrelay locally: Kafka, topics, services (JOBRELAY_STORE=postgres: on PostgreSQL; Ctrl+C stops what it started)
 	$(BIN)/jobrelay dev up
 
 run-traced: $(STAMP) ## the same, plus Jaeger on 127.0.0.1:16686 receiving every service's traces
@@ -63,6 +64,17 @@ kafka-down: $(STAMP) ## stop the local Kafka broker started by kafka-up
 
 kafka-status: $(STAMP) ## is a broker up, and is it ours?
 	$(BIN)/jobrelay dev kafka status
+
+# Debian's PostgreSQL (`apt-get install postgresql`), data in .cache/postgres; `JOBRELAY_STORE=postgres make run`
+# puts the projector's view and the notifier's deliveries there (and starts it when needed).
+postgres-up: $(STAMP) ## start the local PostgreSQL on 127.0.0.1:54329 with a jobrelay database (idempotent)
+	$(BIN)/jobrelay dev postgres up
+
+postgres-down: $(STAMP) ## stop the local PostgreSQL started by postgres-up
+	$(BIN)/jobrelay dev postgres down
+
+postgres-status: $(STAMP) ## is a PostgreSQL up on 127.0.0.1:54329, and is it ours?
+	$(BIN)/jobrelay dev postgres status
 
 topics: $(STAMP) ## create the four topics (idempotent)
 	$(BIN)/jobrelay topics ensure

@@ -11,7 +11,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings", "ObservabilitySettings", "TopicSettings"]
+__all__ = ["LOCAL_POSTGRES_DSN", "KafkaSettings", "ObservabilitySettings", "TopicSettings"]
+
+LOCAL_POSTGRES_DSN = "postgresql://jobrelay@127.0.0.1:54329/jobrelay"
+"""The database of `jobrelay dev postgres up`: where the stores go by default when switched to PostgreSQL."""
 
 
 class KafkaSettings(BaseSettings):

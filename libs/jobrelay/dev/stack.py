@@ -2,8 +2,10 @@
 
 `jobrelay dev up` (and `make run`) starts what is not running yet, waits until every service
 answers `/healthz`, prints where each listens, and in the foreground stops everything it started
-on Ctrl+C or SIGTERM. `--detach` leaves it running for scripts; `jobrelay dev down` stops it, by
-the PIDs recorded in `.cache/stack/`.
+on Ctrl+C or SIGTERM. With `JOBRELAY_STORE=postgres` the projector's view and the notifier's
+deliveries live in PostgreSQL: the local server (`jobrelay dev postgres up`) is started too,
+unless `JOBRELAY_POSTGRES_DSN` names another database. `--detach` leaves it running for scripts;
+`jobrelay dev down` stops it, by the PIDs recorded in `.cache/stack/`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from jobrelay.dev.jaeger import LocalJaeger
 from jobrelay.dev.localkafka import LocalKafka, port_open, project_root
+from jobrelay.dev.localpostgres import LocalPostgres
 
 __all__ = ["SERVICES", "Service", "Stack", "StackError"]
 
@@ -82,6 +85,8 @@ class Stack:
         self.jaeger_started = False
         self.run_dir = run_dir or self.root / ".cache" / "stack"
         self.kafka = LocalKafka(self.root)
+        self.postgres = LocalPostgres(self.root)
+        self.postgres_started = False
         self.env = dict(env if env is not None else os.environ)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # our children, reaped in stop()
         self.services = tuple(dataclasses.replace(s, port=(ports or {}).get(s.name, s.port)) for s in SERVICES)
@@ -108,6 +113,8 @@ class Stack:
         Returns (whether this call started Kafka, the services it started).
         """
         kafka_started = self.kafka.up() if "KAFKA_BOOTSTRAP_SERVERS" not in self.env else False
+        if self.uses_local_postgres:
+            self.postgres_started = self.postgres.up()
         if self.jaeger is not None:
             self.jaeger_started = self.jaeger.up()
             self.env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", self.jaeger.otlp_endpoint)
@@ -120,6 +127,12 @@ class Stack:
             self.stop(started)
             raise
         return kafka_started, started
+
+    @property
+    def uses_local_postgres(self) -> bool:
+        """Whether the stores are switched to PostgreSQL (JOBRELAY_STORE=postgres) without a DSN of their own."""
+        dsns = ("JOBRELAY_POSTGRES_DSN", "JOBRELAY_PROJECTOR_POSTGRES_DSN", "JOBRELAY_NOTIFIER_POSTGRES_DSN")
+        return self.env.get("JOBRELAY_STORE") == "postgres" and not any(self.env.get(name) for name in dsns)
 
     def _ensure_topics(self) -> None:
         cmd = [sys.executable, "-m", "jobrelay.cli.main", "topics", "ensure"]

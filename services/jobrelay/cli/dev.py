@@ -1,4 +1,4 @@
-"""`jobrelay dev …`: the local development broker, Jaeger, and the whole local stack."""
+"""`jobrelay dev …`: the local development broker, PostgreSQL, Jaeger, and the whole local stack."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from rich.console import Console
 
 from jobrelay.dev.jaeger import JAEGER_VERSION, LocalJaeger, LocalJaegerError
 from jobrelay.dev.localkafka import LocalKafka, LocalKafkaError
+from jobrelay.dev.localpostgres import LocalPostgres, LocalPostgresError
 from jobrelay.dev.stack import Stack, StackError
 
 __all__ = ["dev_app"]
@@ -16,6 +17,8 @@ kafka_app = typer.Typer(help="The local single-node Apache Kafka broker (KRaft).
 dev_app.add_typer(kafka_app, name="kafka")
 jaeger_app = typer.Typer(help="The local Jaeger v2 all-in-one (in memory, built with Go).", no_args_is_help=True)
 dev_app.add_typer(jaeger_app, name="jaeger")
+postgres_app = typer.Typer(help="The local PostgreSQL server (Debian's postgresql package).", no_args_is_help=True)
+dev_app.add_typer(postgres_app, name="postgres")
 console = Console(stderr=True)
 
 
@@ -55,6 +58,41 @@ def kafka_provision() -> None:
     console.print(f"Kafka jars in {broker.libs}")
 
 
+@postgres_app.command("up")
+def postgres_up(
+    timeout: float = typer.Option(60.0, help="Seconds to wait until the server accepts connections."),
+) -> None:
+    """Initialise (first time) and start PostgreSQL on 127.0.0.1:54329 with a `jobrelay` database; no-op when up."""
+    server = LocalPostgres()
+    try:
+        started = server.up(timeout)
+    except LocalPostgresError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(("started " if started else "already up: ") + server.status().describe())
+    console.print(f"JOBRELAY_STORE=postgres JOBRELAY_POSTGRES_DSN={server.dsn}")
+
+
+@postgres_app.command("down")
+def postgres_down() -> None:
+    """Stop the server `up` started (pg_ctl, by its data folder and PID); leaves any other server alone."""
+    try:
+        stopped = LocalPostgres().down()
+    except LocalPostgresError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print("stopped local PostgreSQL" if stopped else "no local PostgreSQL started by jobrelay is running")
+
+
+@postgres_app.command("status")
+def postgres_status() -> None:
+    """Say whether a server answers and whether jobrelay started it; exit 1 when none answers."""
+    status = LocalPostgres().status()
+    console.print(status.describe())
+    if not status.reachable:
+        raise typer.Exit(1)
+
+
 @jaeger_app.command("provision")
 def jaeger_provision() -> None:
     """Only build the Jaeger binary into the cache (Go toolchain, Go module proxy; a few minutes once)."""
@@ -90,14 +128,19 @@ def up(
     timeout: float = typer.Option(120.0, help="Seconds to wait until every service is healthy."),
     jaeger: bool = typer.Option(False, "--jaeger", help="Also run Jaeger; the services export their traces to it."),
 ) -> None:
-    """Start Kafka, the topics and the four services; Ctrl+C stops what this started."""
+    """Start Kafka, the topics and the four services; Ctrl+C stops what this started.
+
+    With JOBRELAY_STORE=postgres the view and the deliveries live in PostgreSQL (the local server, started too).
+    """
     stack = Stack(jaeger=LocalJaeger() if jaeger else None)
     try:
         kafka_started, started = stack.up(timeout)
-    except (StackError, LocalKafkaError, LocalJaegerError) as exc:
+    except (StackError, LocalKafkaError, LocalJaegerError, LocalPostgresError) as exc:
         console.print(f"[red]{exc}[/red]")
         if stack.jaeger_started and stack.jaeger is not None:
             stack.jaeger.down()
+        if stack.postgres_started:
+            stack.postgres.down()
         raise typer.Exit(1) from exc
     _print_status(stack)
     console.print(
@@ -124,19 +167,26 @@ def up(
         stack.stop(started)
         if stack.jaeger_started and stack.jaeger is not None:
             stack.jaeger.down()
+        if stack.postgres_started:
+            stack.postgres.down()
         if kafka_started:
             stack.kafka.down()
     console.print("stopped")
 
 
 @dev_app.command("down")
-def down(kafka: bool = typer.Option(True, help="Also stop the local Kafka broker if jobrelay started it.")) -> None:
-    """Stop the services (the broker, Jaeger) that `jobrelay dev up --detach` started."""
+def down(
+    kafka: bool = typer.Option(True, help="Also stop the local Kafka broker if jobrelay started it."),
+    postgres: bool = typer.Option(True, help="Also stop the local PostgreSQL if jobrelay started it."),
+) -> None:
+    """Stop the services (the broker, PostgreSQL, Jaeger) that `jobrelay dev up --detach` started."""
     stack = Stack()
     stopped = stack.stop()
     console.print(f"stopped: {', '.join(s.name for s in stopped) or 'no services'}")
     if LocalJaeger().down():
         console.print("stopped Jaeger")
+    if postgres and stack.postgres.down():
+        console.print("stopped local PostgreSQL")
     if kafka and stack.kafka.down():
         console.print("stopped local Kafka")
 
@@ -155,6 +205,9 @@ def _print_status(stack: Stack) -> None:
         table.add_column(column)
     kafka = stack.kafka.status()
     table.add_row("kafka", kafka.bootstrap, str(kafka.pid or "-"), "up" if kafka.reachable else "down")
+    postgres = stack.postgres.status()
+    if postgres.pid is not None or stack.uses_local_postgres:
+        table.add_row("postgres", postgres.address, str(postgres.pid or "-"), "up" if postgres.reachable else "down")
     for service, pid, healthy in stack.status():
         table.add_row(service.name, service.url, str(pid or "-"), "healthy" if healthy else "down")
     jaeger = stack.jaeger or LocalJaeger()

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from jobrelay.notifier.deadletters import redacted
 from jobrelay.notifier.settings import NotifierSettings
-from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
+from jobrelay.notifier.store import open_store
 
 __all__ = ["app"]
 
@@ -33,7 +33,7 @@ def _when(seconds: float) -> str:
 
 
 async def _deliveries(job_id: str) -> Table:
-    store = await SqliteDeliveryStore.open(NotifierSettings().database)
+    store = await open_store(NotifierSettings())
     try:
         rows = await store.deliveries_of(job_id)
     finally:
@@ -60,7 +60,7 @@ def deliveries(job_id: str = typer.Argument(help="The job whose webhook deliveri
 
 
 async def _enable(url: str) -> bool:
-    store = await SqliteDeliveryStore.open(NotifierSettings().database)
+    store = await open_store(NotifierSettings())
     try:
         return await store.enable_url(url)
     finally:

@@ -25,7 +25,7 @@ from jobrelay.notifier.attempt import Attempter
 from jobrelay.notifier.delivery import Dispatcher
 from jobrelay.notifier.recorder import Recorder, SeekToStoredOffsets
 from jobrelay.notifier.settings import NotifierSettings
-from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
+from jobrelay.notifier.store import DeliveryStore, open_store
 from jobrelay.observability import configure_logging, configure_tracing, get_logger
 
 __all__ = ["Notifier", "create_app", "run", "running"]
@@ -38,7 +38,7 @@ log = get_logger(__name__)
 class Notifier:
     """The running notifier's parts (tests look at them; the app asks them whether it is ready)."""
 
-    store: SqliteDeliveryStore
+    store: DeliveryStore
     loop: ConsumerLoop
     dispatcher: Dispatcher
     tasks: tuple[asyncio.Task[object], ...]
@@ -64,7 +64,7 @@ async def _producer(stack: AsyncExitStack, kafka: KafkaSettings, topics: TopicSe
 
 
 def _dispatcher(
-    settings: NotifierSettings, store: SqliteDeliveryStore, client: httpx.AsyncClient, publisher: EventProducer
+    settings: NotifierSettings, store: DeliveryStore, client: httpx.AsyncClient, publisher: EventProducer
 ) -> Dispatcher:
     return Dispatcher(
         store,
@@ -80,7 +80,7 @@ async def _loop(
     settings: NotifierSettings,
     kafka: KafkaSettings,
     topic: str,
-    store: SqliteDeliveryStore,
+    store: DeliveryStore,
     dispatcher: Dispatcher,
     publisher: EventProducer,
 ) -> ConsumerLoop:
@@ -101,7 +101,7 @@ async def running(
 ) -> AsyncIterator[Notifier]:
     """Run the notifier until the block exits; then stop consuming, drain attempts, close clients."""
     async with AsyncExitStack() as stack:
-        store = await SqliteDeliveryStore.open(settings.database)
+        store = await open_store(settings)
         stack.push_async_callback(store.close)
         publisher = await _producer(stack, kafka, topics)
         # trust_env=False: an HTTP(S)_PROXY would connect on our behalf and defeat the address check.
@@ -111,7 +111,8 @@ async def running(
         tasks = (asyncio.create_task(loop.run(), name="consume"), asyncio.create_task(dispatcher.run(), name="deliver"))
         for task in tasks:
             task.add_done_callback(on_failure)
-        log.info("notifier started", topic=topics.completed, group=settings.group_id, database=str(settings.database))
+        where = str(settings.database) if settings.store == "sqlite" else "postgres"  # a DSN may hold a password
+        log.info("notifier started", topic=topics.completed, group=settings.group_id, database=where)
         try:
             yield Notifier(store, loop, dispatcher, tasks)
         finally:

@@ -11,11 +11,12 @@ import base64
 import binascii
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobrelay.config.settings import LOCAL_POSTGRES_DSN
 from jobrelay.security.urls import UrlPolicy
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "NotifierSettings", "Subscription", "split_list", "validate_secret"]
@@ -78,12 +79,25 @@ class Subscription(BaseModel):
 class NotifierSettings(BaseSettings):
     """Everything the notifier needs besides Kafka and topics (which have their own prefixes)."""
 
-    model_config = SettingsConfigDict(env_prefix="JOBRELAY_NOTIFIER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="JOBRELAY_NOTIFIER_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Address of the health/metrics endpoint.")
     port: int = Field(default=8002, ge=0, le=65535, description="Port of the health/metrics endpoint.")
     group_id: str = Field(default="jobrelay-notifier", description="Kafka consumer group.")
+    store: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        validation_alias=AliasChoices("JOBRELAY_NOTIFIER_STORE", "JOBRELAY_STORE"),
+        description="sqlite (database) or postgres (postgres_dsn); JOBRELAY_STORE sets both services'.",
+    )
     database: Path = Field(default=Path("jobrelay-notifier.sqlite3"), description="SQLite delivery state.")
+    postgres_dsn: str = Field(
+        default=LOCAL_POSTGRES_DSN,
+        repr=False,
+        validation_alias=AliasChoices("JOBRELAY_NOTIFIER_POSTGRES_DSN", "JOBRELAY_POSTGRES_DSN"),
+        description="PostgreSQL URL of the delivery state; JOBRELAY_POSTGRES_DSN sets both services'.",
+    )
     status_base_url: str = Field(default="http://127.0.0.1:8001", description="Base of the links in bodies.")
     result_retention_s: float = Field(
         default=7 * 24 * 3600,

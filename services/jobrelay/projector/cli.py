@@ -40,7 +40,9 @@ def rebuild(
     configure_logging("projector-rebuild", observability.log_level, observability.log_format)
     settings = ProjectorSettings()
     if settings.store != "sqlite":
-        raise typer.BadParameter("only the sqlite store can be rebuilt (the memory store rebuilds on every start)")
+        raise typer.BadParameter(
+            "only the sqlite store can be rebuilt for now (the memory store rebuilds on every start)"
+        )
     report = asyncio.run(run_rebuild(settings, KafkaSettings(), TopicSettings(), swap=swap))
     console.print(
         f"rebuilt {report.generation.name}: {report.records} records in {report.seconds:.1f}s "

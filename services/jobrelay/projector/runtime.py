@@ -27,6 +27,7 @@ from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store import generations
 from jobrelay.projector.store.base import ViewStore
 from jobrelay.projector.store.memory import MemoryStore
+from jobrelay.projector.store.postgres import PostgresStore
 from jobrelay.projector.store.sqlite import SqliteStore
 
 __all__ = ["Runtime", "open_store"]
@@ -35,9 +36,11 @@ log = get_logger(__name__)
 
 
 async def open_store(settings: ProjectorSettings) -> tuple[ViewStore, Path | None]:
-    """The configured store, and the generation file it lives in (None in memory)."""
+    """The configured store, and the generation file it lives in (None in memory and in PostgreSQL)."""
     if settings.store == "memory":
         return MemoryStore(), None
+    if settings.store == "postgres":
+        return await PostgresStore.open(settings.postgres_dsn), None
     path = generations.current(settings.db_path)
     return await SqliteStore.open(path), path
 

@@ -6,8 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobrelay.config.settings import LOCAL_POSTGRES_DSN
 
 __all__ = ["ProjectorSettings"]
 
@@ -15,14 +17,28 @@ __all__ = ["ProjectorSettings"]
 class ProjectorSettings(BaseSettings):
     """How the projector serves, stores and keeps its view."""
 
-    model_config = SettingsConfigDict(env_prefix="JOBRELAY_PROJECTOR_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="JOBRELAY_PROJECTOR_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Interface the query API listens on.")
     port: int = Field(default=8001, ge=0, le=65535, description="Port of the query API (0: any free port).")
-    store: Literal["sqlite", "memory"] = Field(default="sqlite", description="memory: no file, rebuilt on start.")
+    store: Literal["sqlite", "postgres", "memory"] = Field(
+        default="sqlite",
+        validation_alias=AliasChoices("JOBRELAY_PROJECTOR_STORE", "JOBRELAY_STORE"),
+        description="sqlite (db_path), postgres (postgres_dsn) or memory (no file, rebuilt on start); "
+        "JOBRELAY_STORE sets both services'.",
+    )
     db_path: Path = Field(
         default=Path("var/projector/view.sqlite"),
         description="The view: a symlink to the current generation, which `rebuild` swaps atomically.",
+    )
+    postgres_dsn: str = Field(
+        default=LOCAL_POSTGRES_DSN,
+        repr=False,
+        validation_alias=AliasChoices("JOBRELAY_PROJECTOR_POSTGRES_DSN", "JOBRELAY_POSTGRES_DSN"),
+        description="PostgreSQL URL of the view (`?search_path=s`: its tables in schema s); "
+        "JOBRELAY_POSTGRES_DSN sets both services'.",
     )
     public_base_url: str | None = Field(
         default=None,

@@ -21,6 +21,7 @@ from jobrelay.messaging.codec import AvroCodec
 from jobrelay.notifier.main import Notifier, running
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.notifier.store import DeliveryState
+from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
 from tests.integration.kafkautil import read_all
 from tests.integration.notifier.receiver import Receiver, serving
 
@@ -70,7 +71,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, deadline: 
 
 async def states(notifier: Notifier) -> dict[str, tuple[DeliveryState, int, int | None]]:
     """url → (state, attempts, last status) of every delivery."""
-    async with notifier.store.db.execute("SELECT url, state, attempts, last_status FROM deliveries") as cursor:
+    store = notifier.store
+    assert isinstance(store, SqliteDeliveryStore), "these tests read the SQLite file directly"
+    async with store.db.execute("SELECT url, state, attempts, last_status FROM deliveries") as cursor:
         return {url: (DeliveryState(state), attempts, status) async for url, state, attempts, status in cursor}
 
 

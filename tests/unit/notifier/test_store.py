@@ -1,4 +1,4 @@
-"""The delivery store's contract, run against every adapter (SQLite today; PostgreSQL can join)."""
+"""The delivery store's contract, run against every adapter (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobrelay.notifier.store import Completion, DeliveryState, DeliveryStore, NewDelivery
+from jobrelay.notifier.store.postgres import PostgresDeliveryStore
 from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
 
 
@@ -86,6 +87,44 @@ class DeliveryStoreContract:
         assert await store.disabled("https://a.example/h") == "answered 410 Gone"
         assert await store.disabled("https://a.example/other") is None
 
+    async def test_an_operator_sees_a_jobs_deliveries_and_can_enable_a_url_again(self, store: DeliveryStore) -> None:
+        urls = [NewDelivery("https://a.example/h"), NewDelivery("https://b.example/h", "b")]
+        await store.record([(_completion(1), urls), (_completion(2), [NewDelivery("https://c.example/h")])], {}, 1.0)
+        first, second = await store.deliveries_of("job-1")
+        assert [(d.url, d.state, d.completion.job_id) for d in (first, second)] == [
+            ("https://a.example/h", DeliveryState.PENDING, "job-1"),
+            ("https://b.example/h", DeliveryState.PENDING, "job-1"),
+        ]
+        assert await store.deliveries_of("job-unknown") == []
+        await store.disable_url("https://a.example/h", 410, "answered 410 Gone", now=2.0)
+        assert await store.enable_url("https://a.example/h") is True
+        assert await store.disabled("https://a.example/h") is None
+        assert await store.enable_url("https://a.example/h") is False, "it was not disabled any more"
+
+    async def test_text_with_any_characters_comes_back_exactly(self, store: DeliveryStore) -> None:
+        odd = Completion(
+            "evt\x00\\0",
+            "job\x00\\",
+            "type\x00",
+            b"\x00body",
+            "job-completed",
+            0,
+            1,
+            None,
+            b"\x00",
+            (("name\x00\\", b"\x00"), ("x", None)),
+        )
+        url = "https://odd.example/h?\x00=\\0"
+        await store.record([(odd, [NewDelivery(url, "sub\x00")])], {}, now=1.0)
+        (delivery,) = await store.due(now=1.0, limit=5, per_host=5)
+        assert (delivery.completion, delivery.url, delivery.subscription) == (odd, url, "sub\x00")
+        assert [d.id for d in await store.deliveries_of("job\x00\\")] == [delivery.id]
+        await store.finish(delivery.id, DeliveryState.GONE, attempts=1, status=410, error="said \x00\\0")
+        (letter,) = await store.dead_letters_pending(limit=5)
+        assert letter.last_error == "said \x00\\0"
+        await store.disable_url(url, 410, "gone \x00", now=2.0)
+        assert await store.disabled(url) == "gone \x00" and await store.disabled("https://odd.example/h?") is None
+
 
 class TestSqliteDeliveryStore(DeliveryStoreContract):
     @pytest.fixture
@@ -100,6 +139,30 @@ class TestSqliteDeliveryStore(DeliveryStoreContract):
         await store.disable_url("https://gone.example/h", 410, "gone", now=1.0)
         await store.close()
         reopened = await SqliteDeliveryStore.open(tmp_path / "n.sqlite3")
+        try:
+            assert [d.webhook_id for d in await reopened.due(now=2.0, limit=5, per_host=5)] == ["evt-1"]
+            assert (await reopened.offsets(), await reopened.disabled("https://gone.example/h")) == (
+                {("t", 0): 2},
+                "gone",
+            )
+        finally:
+            await reopened.close()
+
+
+@pytest.mark.postgres
+class TestPostgresDeliveryStore(DeliveryStoreContract):
+    @pytest.fixture
+    async def store(self, postgres_dsn: str) -> AsyncIterator[DeliveryStore]:
+        store = await PostgresDeliveryStore.open(postgres_dsn)
+        yield store
+        await store.close()
+
+    async def test_everything_survives_reopening(self, postgres_dsn: str) -> None:
+        store = await PostgresDeliveryStore.open(postgres_dsn)
+        await store.record([(_completion(1), [NewDelivery("https://a.example/h")])], {("t", 0): 2}, now=1.0)
+        await store.disable_url("https://gone.example/h", 410, "gone", now=1.0)
+        await store.close()
+        reopened = await PostgresDeliveryStore.open(postgres_dsn)
         try:
             assert [d.webhook_id for d in await reopened.due(now=2.0, limit=5, per_host=5)] == ["evt-1"]
             assert (await reopened.offsets(), await reopened.disabled("https://gone.example/h")) == (

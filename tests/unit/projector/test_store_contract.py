@@ -1,4 +1,4 @@
-"""One contract, every store: memory and SQLite here; PostgreSQL subclasses `StoreContract` later."""
+"""One contract, every store: memory, SQLite and PostgreSQL run the same `StoreContract` tests."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from jobrelay.jobs.events import JobCompleted, JobProgress, JobRequested, ProgressKind, TerminalStatus
 from jobrelay.jobs.sequence import sequence, terminal_sequence
 from jobrelay.jobs.state import JobState, JobStatus, evolve
-from jobrelay.projector.store import Cursor, JobQuery, JobRow, Loaded, MemoryStore, SqliteStore, ViewStore
+from jobrelay.projector.store import (
+    Cursor,
+    JobQuery,
+    JobRow,
+    Loaded,
+    MemoryStore,
+    PostgresStore,
+    SqliteStore,
+    ViewStore,
+)
+from jobrelay.projector.store.postgres import MIGRATIONS
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STALL = timedelta(seconds=60)
@@ -162,6 +173,19 @@ class StoreContract:
         assert (await store.load([old_done.job_id])).purged == {old_done.job_id}
         assert {r.job_id for r in await store.all_rows()} == {new_done.job_id, old_running.job_id}
 
+    async def test_ids_and_types_with_any_characters_are_stored_and_found(self, store: ViewStore) -> None:
+        odd_id, odd_type = "job\x00\\0 \\", "t\x00ype"  # NUL and backslashes, as any producer may send
+        requested = JobRequested(job_id=odd_id, job_type=odd_type, payload="{}", occurred_at=T0)
+        row = JobRow(evolve(None, requested, requested_topic="r"), 1, 1)
+        plain = _job(T0, job_type="t")
+        await store.write([row, plain], {})
+        assert await store.get(odd_id) == row and (await store.load([odd_id])).rows == {odd_id: row}
+        typed = await store.query(JobQuery(now=T0, stall_after=STALL, types=frozenset({odd_type})))
+        assert typed == [row]
+        cursor = Cursor(T0, odd_id)
+        page = await store.query(JobQuery(now=T0, stall_after=STALL, after=cursor))
+        assert page == [plain], "the page after the odd id: the UUID, which sorts before 'job…'"
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
@@ -189,3 +213,30 @@ class TestSqliteStore(StoreContract):
             assert await again.positions() == {("p", 1): 3}
         finally:
             await again.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    async def store(self, postgres_dsn: str) -> AsyncIterator[ViewStore]:
+        store = await PostgresStore.open(postgres_dsn)
+        yield store
+        await store.close()
+
+    async def test_the_view_survives_reopening_and_migrates_once(self, postgres_dsn: str) -> None:
+        row = _job(T0, JobStatus.RUNNING)
+        first = await PostgresStore.open(postgres_dsn)
+        await first.write([row], {("p", 1): 3})
+        await first.close()
+        again = await PostgresStore.open(postgres_dsn)
+        try:
+            assert await again.get(row.job_id) == row
+            assert await again.positions() == {("p", 1): 3}
+        finally:
+            await again.close()
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            steps = await connection.fetch("SELECT component, version FROM schema_migrations ORDER BY version")
+        finally:
+            await connection.close()
+        assert [tuple(step) for step in steps] == [("projector", m.version) for m in MIGRATIONS]

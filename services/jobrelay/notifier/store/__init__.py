@@ -1,7 +1,8 @@
 """Durable delivery state: what is to be delivered, to whom, how often it was tried, and why it ended.
 
-`DeliveryStore` is the port; `store/sqlite.py` is the default adapter (a PostgreSQL one can
-follow for deployments with several replicas). Times are Unix seconds (floats).
+`DeliveryStore` is the port; `store/sqlite.py` is the default adapter, `store/postgres.py` keeps
+the state on a PostgreSQL server; `open_store` opens the configured one. Times are Unix seconds
+(floats).
 """
 
 from __future__ import annotations
@@ -9,10 +10,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["Completion", "Delivery", "DeliveryState", "DeliveryStore", "NewDelivery", "Partition", "host_of"]
+if TYPE_CHECKING:
+    from jobrelay.notifier.settings import NotifierSettings
+
+__all__ = [
+    "Completion",
+    "Delivery",
+    "DeliveryState",
+    "DeliveryStore",
+    "NewDelivery",
+    "Partition",
+    "host_of",
+    "open_store",
+]
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -152,3 +165,15 @@ class DeliveryStore(Protocol):
     async def close(self) -> None:
         """Release the database."""
         ...
+
+
+async def open_store(settings: NotifierSettings) -> DeliveryStore:
+    """The configured store: the SQLite file `settings.database`, or PostgreSQL at `settings.postgres_dsn`."""
+    # Imported here: the adapters import this module's types.
+    if settings.store == "postgres":
+        from jobrelay.notifier.store.postgres import PostgresDeliveryStore
+
+        return await PostgresDeliveryStore.open(settings.postgres_dsn)
+    from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
+
+    return await SqliteDeliveryStore.open(settings.database)
