@@ -11,6 +11,7 @@ local server (`jobrelay dev postgres up`), started when needed and stopped if th
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +26,12 @@ from jobrelay.dev.localkafka import LocalKafka
 from jobrelay.dev.localpostgres import LocalPostgres
 from jobrelay.messaging.topics import ensure_topics
 from jobrelay.observability.tracing import configure_tracing
+
+# The services' own tests run them behind a "gateway" (the caller's tenant is the X-Client-Id
+# header, as before API keys existed), with a key file of the session's own; the tests of API
+# keys (tests/integration/test_auth.py) and the dev stack (tests/e2e) use keys, as `make run` does.
+os.environ.setdefault("JOBRELAY_AUTH", "gateway")
+os.environ.setdefault("JOBRELAY_AUTH_KEYS_FILE", os.path.join(tempfile.mkdtemp(prefix="jobrelay-keys-"), "keys.json"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,6 +18,7 @@ import pytest
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.dev.jaeger import JaegerPorts, LocalJaeger
 from jobrelay.dev.stack import Stack
+from jobrelay.sdk import AsyncJobClient
 from tests.e2e.collector import Collector, collecting
 
 
@@ -31,10 +32,20 @@ class RunningStack:
     kafka: KafkaSettings
     traces: Collector
     jaeger: LocalJaeger | None
+    api_key: str  # tenant `dev`'s, as `make run` makes it
 
     def url(self, name: str) -> str:
         """Base URL of one service."""
         return next(s.url for s in self.stack.services if s.name == name)
+
+    def client(self) -> AsyncJobClient:
+        """An SDK client of the stack, with its API key."""
+        return AsyncJobClient(self.url("intake"), status_base_url=self.url("projector"), api_key=self.api_key)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of the stack's API key."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
 
 def _free_port() -> int:
@@ -99,6 +110,8 @@ def _stack(
     run_dir: Path = tmp_path_factory.mktemp("stack")
     stack = Stack(env=env, run_dir=run_dir, ports=ports, jaeger=jaeger)
     stack.up(timeout=120)
+    api_key = stack.api_key()
+    env["JOBRELAY_API_KEY"] = api_key  # for the CLI the tests run
     try:
         yield RunningStack(
             stack,
@@ -107,6 +120,7 @@ def _stack(
             KafkaSettings(bootstrap_servers=kafka_bootstrap),
             traces,
             jaeger,
+            api_key,
         )
     finally:
         stack.stop()

@@ -24,7 +24,7 @@ async def test_a_cancelled_job_calls_back_job_cancelled_signed_and_can_be_re_run
     receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
     async with (
         serving(receiver),
-        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+        running_stack.client() as client,
     ):
         accepted = await client.submit("demo.sleep", {"seconds": 30, "steps": 30}, callback_url=f"{receiver.base}/hook")
         assert accepted.links["cancel"] == accepted.links["status"]

@@ -16,7 +16,6 @@ from httpx_sse import aconnect_sse
 
 from jobrelay.jobs.events import JobCompleted, TerminalStatus
 from jobrelay.messaging.codec import AvroCodec
-from jobrelay.sdk import AsyncJobClient
 from tests.e2e.conftest import RunningStack
 from tests.integration.kafkautil import read_all
 from tests.integration.notifier.receiver import Receiver, serving
@@ -24,12 +23,12 @@ from tests.integration.notifier.receiver import Receiver, serving
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-async def _stream(url: str) -> list[dict[str, Any]]:
+async def _stream(url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
     """Every document the job's SSE stream sends, until it ends after the terminal one."""
     docs: list[dict[str, Any]] = []
     async with (
         httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=60.0)) as http,
-        aconnect_sse(http, "GET", url) as source,
+        aconnect_sse(http, "GET", url, headers=headers) as source,
     ):
         assert source.response.status_code == 200
         async for event in source.aiter_sse():
@@ -48,13 +47,13 @@ async def test_a_job_runs_reports_progress_streams_and_calls_back(running_stack:
     receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
     async with (
         serving(receiver),
-        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+        running_stack.client() as client,
     ):
         accepted = await client.submit("demo.sleep", {"seconds": 2, "steps": 4}, callback_url=f"{receiver.base}/hook")
         assert accepted.status == "accepted"
         assert accepted.links["status"] == f"{running_stack.url('projector')}/v1/jobs/{accepted.id}"
-        docs = await _stream(accepted.links["events"])
-        async with httpx.AsyncClient() as http:
+        docs = await _stream(accepted.links["events"], running_stack.auth)
+        async with httpx.AsyncClient(headers=running_stack.auth) as http:
             result = await http.get(accepted.links["result"])
         await _until(lambda: len(receiver.at("/hook")) >= 1)
 
@@ -88,7 +87,7 @@ def _cli(running_stack: RunningStack, *args: str) -> subprocess.CompletedProcess
 
 
 async def test_a_failed_job_is_dead_lettered_listed_and_replayed(running_stack: RunningStack) -> None:
-    async with AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client:
+    async with running_stack.client() as client:
         accepted = await client.submit("demo.fail", {"delay_s": 0.1}, max_attempts=2)
         failed = await client.wait(accepted, timeout=90)
         assert (failed.status, failed.attempts) == ("failed", 2)
@@ -111,7 +110,7 @@ async def test_one_job_is_one_trace_across_the_four_services(running_stack: Runn
     receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
     async with (
         serving(receiver),
-        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+        running_stack.client() as client,
     ):
         accepted = await client.submit("demo.echo", {"trace": True}, callback_url=f"{receiver.base}/hook")
         await client.wait(accepted, timeout=60)
@@ -149,7 +148,7 @@ async def test_jaeger_finds_the_job_by_its_id_as_one_trace_across_the_four_servi
     receiver = Receiver(secrets=[running_stack.stack.signing_secret()])
     async with (
         serving(receiver),
-        AsyncJobClient(running_stack.url("intake"), status_base_url=running_stack.url("projector")) as client,
+        running_stack.client() as client,
     ):
         accepted = await client.submit("demo.echo", {"jaeger": True}, callback_url=f"{receiver.base}/hook")
         await client.wait(accepted, timeout=60)

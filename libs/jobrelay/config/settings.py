@@ -6,12 +6,13 @@ settings object is built once in `main.py` and handed down.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LOCAL_POSTGRES_DSN", "KafkaSettings", "ObservabilitySettings", "TopicSettings"]
+__all__ = ["LOCAL_POSTGRES_DSN", "AuthSettings", "KafkaSettings", "ObservabilitySettings", "TopicSettings"]
 
 LOCAL_POSTGRES_DSN = "postgresql://jobrelay@127.0.0.1:54329/jobrelay"
 """The database of `jobrelay dev postgres up`: where the stores go by default when switched to PostgreSQL."""
@@ -92,4 +93,26 @@ class ObservabilitySettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "JOBRELAY_OTLP_ENDPOINT"),
         description="OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); unset means no export.",
+    )
+
+
+class AuthSettings(BaseSettings):
+    """Who may call the HTTP APIs (the intake and the status projector), and how callers are told apart."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_AUTH_", frozen=True, extra="ignore", populate_by_name=True)
+
+    mode: Literal["keys", "gateway"] = Field(
+        default="keys",
+        validation_alias=AliasChoices("JOBRELAY_AUTH", "JOBRELAY_AUTH_MODE"),
+        description="keys: `Authorization: Bearer <API key>` on every API; gateway: a gateway in front "
+        "authenticates and names the tenant in `JOBRELAY_AUTH_TENANT_HEADER` (believed as sent).",
+    )
+    keys_file: Path = Field(
+        default=Path("jobrelay-keys.json"),
+        description="The API keys (hashed), tenants' webhook secrets and the id secret; shared by the intake, "
+        "projector and notifier, re-read when it changes (`jobrelay keys …` writes it).",
+    )
+    reload_s: float = Field(default=1.0, gt=0, description="How often the key file is checked for changes.")
+    tenant_header: str = Field(
+        default="X-Client-Id", description="gateway mode: the header naming the tenant (absent: `anonymous`)."
     )

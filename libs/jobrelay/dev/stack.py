@@ -26,6 +26,7 @@ from pathlib import Path
 from jobrelay.dev.jaeger import LocalJaeger
 from jobrelay.dev.localkafka import LocalKafka, port_open, project_root
 from jobrelay.dev.localpostgres import LocalPostgres
+from jobrelay.security.keys import KeyFile, Scope
 
 __all__ = ["SERVICES", "Service", "Stack", "StackError"]
 
@@ -120,6 +121,7 @@ class Stack:
             self.env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", self.jaeger.otlp_endpoint)
         self._ensure_topics()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.api_key()  # before the services start: they read the key file
         started = [s for s in self.services if self.pid(s) is None and self._start(s)]
         try:
             self._wait_healthy(started, timeout)
@@ -165,7 +167,28 @@ class Stack:
             "JOBRELAY_PROJECTOR_DB_PATH": str(self.run_dir / "projector" / "view.sqlite"),
             "JOBRELAY_NOTIFIER_DATABASE": str(self.run_dir / "notifier.sqlite3"),
             "JOBRELAY_NOTIFIER_SIGNING_SECRETS": self.signing_secret(),
+            "JOBRELAY_AUTH_KEYS_FILE": str(self.keys_file),
         }
+
+    @property
+    def keys_file(self) -> Path:
+        """The key file the stack's services share (`JOBRELAY_AUTH_KEYS_FILE` wins)."""
+        return Path(self.env.get("JOBRELAY_AUTH_KEYS_FILE") or self.run_dir / "keys.json")
+
+    def api_key(self) -> str:
+        """The local stack's API key for tenant `dev` (submit, read, cancel), kept in `.cache/stack/api-key`.
+
+        The services keep only its hash (in the key file); a key that no longer opens it is replaced.
+        """
+        path = self.run_dir / "api-key"
+        keys = KeyFile(self.keys_file)
+        if path.is_file() and keys.read().check(path.read_text().strip()) is not None:
+            return path.read_text().strip()
+        text, _ = keys.add("dev", (Scope.SUBMIT, Scope.READ, Scope.CANCEL))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        path.chmod(0o600)
+        return text
 
     def signing_secret(self) -> str:
         """The local stack's webhook signing secret (`whsec_…`), made once and kept in `.cache/stack/`."""

@@ -37,6 +37,7 @@ from jobrelay.jobs.events import (
 from jobrelay.jobs.sequence import attempt_of
 
 __all__ = [
+    "DEFAULT_TENANT",
     "TERMINAL",
     "CancelRequest",
     "JobState",
@@ -69,6 +70,9 @@ class JobStatus(enum.StrEnum):
         """Whether no event can change this status any more."""
         return self in TERMINAL
 
+
+DEFAULT_TENANT = "anonymous"
+"""The tenant of a job whose request named none (published straight to Kafka, or before tenants)."""
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
 
@@ -192,6 +196,13 @@ class JobState:
         if self.outcome is not None:
             return self.outcome.attempt
         return self.step.attempt if self.step is not None else 0
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant the job belongs to (None until its request is known)."""
+        if self.request is None:
+            return None
+        return self.request.tenant or DEFAULT_TENANT
 
     @property
     def cancel_too_late(self) -> bool:

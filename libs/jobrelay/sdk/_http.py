@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ class ClientConfig:
     status_base_url: str = "http://127.0.0.1:8001"
     client_id: str | None = None
     client_id_header: str = "X-Client-Id"
+    api_key: str | None = field(default=None, repr=False)  # sent as `Authorization: Bearer …`, never shown
     max_retries: int = 3
     max_wait: int = 30  # the longest `Prefer: wait=N` the client asks for
 
@@ -36,17 +37,18 @@ class ClientConfig:
         for name, value in options.items():
             if value is not None:
                 body[name] = value.isoformat() if isinstance(value, datetime) else value
-        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        if self.client_id:
-            headers[self.client_id_header] = self.client_id
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **self._identity()}
         return f"{self.base_url.rstrip('/')}/v1/jobs", body, headers
+
+    def _identity(self) -> dict[str, str]:
+        headers = {self.client_id_header: self.client_id} if self.client_id else {}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
 
     def headers(self) -> dict[str, str]:
         """Headers of a request about an existing job."""
-        headers = {"Accept": "application/json"}
-        if self.client_id:
-            headers[self.client_id_header] = self.client_id
-        return headers
+        return {"Accept": "application/json", **self._identity()}
 
     def link(self, job: JobRef, name: str, suffix: str = "") -> str:
         """A life-cycle link (`cancel`, `retry`) the service gave, else built from the status URL."""
@@ -62,7 +64,7 @@ class ClientConfig:
 
     def wait_headers(self, remaining: float, etag: str | None) -> dict[str, str]:
         """`Prefer: wait=N` for what is left of the deadline, and the ETag we already have."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self._identity()}
         seconds = int(min(self.max_wait, remaining))
         if seconds >= 1:
             headers["Prefer"] = f"wait={seconds}"

@@ -1,5 +1,6 @@
 """`JobClient` and `AsyncJobClient`: submit a job over HTTP, read its status, wait for the outcome, cancel, re-run.
 
+Every request carries the API key (`api_key`, else `JOBRELAY_API_KEY`) as `Authorization: Bearer`.
 Submissions always carry an Idempotency-Key (a fresh one unless given), so the client retries a
 503 or a lost answer safely: the intake maps the same key to the same job. `wait` long-polls with
 `Prefer: wait=N` where the status view honours it, else polls as its `Retry-After` suggests.
@@ -8,6 +9,7 @@ Submissions always carry an Idempotency-Key (a fresh one unless given), so the c
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import datetime
 from typing import Any, Self
@@ -30,11 +32,13 @@ class JobClient:
         *,
         status_base_url: str = "http://127.0.0.1:8001",
         client_id: str | None = None,
+        api_key: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
         http: httpx.Client | None = None,
     ) -> None:
-        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries)
+        key = api_key if api_key is not None else os.environ.get("JOBRELAY_API_KEY") or None
+        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries, api_key=key)
         self.http = http or httpx.Client(timeout=timeout)
 
     def __enter__(self) -> Self:
@@ -103,7 +107,7 @@ class JobClient:
 
     def get(self, job: JobRef) -> JobView:
         """The job's current status. Raises JobNotFound for an unknown id."""
-        response = self.http.get(self.config.status_url(job), headers={"Accept": "application/json"})
+        response = self.http.get(self.config.status_url(job), headers=self.config.headers())
         raise_for_problem(response)
         return view_from(response)
 
@@ -134,11 +138,13 @@ class AsyncJobClient:
         *,
         status_base_url: str = "http://127.0.0.1:8001",
         client_id: str | None = None,
+        api_key: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries)
+        key = api_key if api_key is not None else os.environ.get("JOBRELAY_API_KEY") or None
+        self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries, api_key=key)
         self.http = http or httpx.AsyncClient(timeout=timeout)
 
     async def __aenter__(self) -> Self:
@@ -203,7 +209,7 @@ class AsyncJobClient:
 
     async def get(self, job: JobRef) -> JobView:
         """The job's current status. Raises JobNotFound for an unknown id."""
-        response = await self.http.get(self.config.status_url(job), headers={"Accept": "application/json"})
+        response = await self.http.get(self.config.status_url(job), headers=self.config.headers())
         raise_for_problem(response)
         return view_from(response)
 

@@ -1,8 +1,11 @@
 """Job ids and request hashes, derived the same way wherever a job is submitted.
 
-- With an Idempotency-Key, the job id is `uuid5(JOB_NAMESPACE, "<client>\\n<key>")`: the same
-  client retrying with the same key always gets the same job id, on any intake replica and in
-  the SDK's publisher. Without one, a fresh uuid4.
+- With an Idempotency-Key, the job id is derived from (tenant, key): keyed with a server-side
+  secret (HMAC-SHA256, `id_secret`, shared by every intake replica through the key file), so the
+  same tenant retrying with the same key always gets the same job id, two tenants never share
+  one, and nobody without the secret can compute an id. Without a secret (the SDK's publisher
+  unless given one) it is `uuid5(JOB_NAMESPACE, "<client>\\n<key>")`, as before. Without a key, a
+  fresh uuid4.
 - The request hash is SHA-256 over the canonical JSON of the validated request (defaults filled
   in), so later stages can tell a retried request from a different one under the same id.
 """
@@ -10,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 
 from jobrelay.jobs.events import JobRequested
@@ -21,11 +25,17 @@ JOB_NAMESPACE = uuid.UUID("6f1c8a52-3b0e-5d7e-9a41-0c2f6e8b9d13")
 ANONYMOUS = "anonymous"
 
 
-def job_id_for(idempotency_key: str | None, client_id: str = ANONYMOUS) -> str:
-    """The job id for a submission: derived from (client, key), else random."""
+def job_id_for(idempotency_key: str | None, client_id: str = ANONYMOUS, *, secret: str | None = None) -> str:
+    """The job id: derived from (client or tenant, key), keyed by `secret` when given; else random."""
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(JOB_NAMESPACE, f"{client_id}\n{idempotency_key}"))
+    text = f"{client_id}\n{idempotency_key}"
+    if not secret:
+        return str(uuid.uuid5(JOB_NAMESPACE, text))
+    digest = bytearray(hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # RFC 9562 version 8 (custom), variant 10
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
 
 
 def request_hash(submission: JobSubmission) -> str:
@@ -35,11 +45,17 @@ def request_hash(submission: JobSubmission) -> str:
 
 
 def build_requested(
-    submission: JobSubmission, *, idempotency_key: str | None = None, client_id: str = ANONYMOUS
+    submission: JobSubmission,
+    *,
+    idempotency_key: str | None = None,
+    client_id: str = ANONYMOUS,
+    tenant: str | None = None,
+    id_secret: str | None = None,
 ) -> JobRequested:
-    """The JobRequested event for a validated submission."""
+    """The JobRequested event for a validated submission (ids per tenant when one is given)."""
     return JobRequested(
-        job_id=job_id_for(idempotency_key, client_id),
+        job_id=job_id_for(idempotency_key, tenant if tenant is not None else client_id, secret=id_secret),
+        tenant=tenant,
         job_type=submission.type,
         payload=submission.payload_json(),
         max_attempts=submission.max_attempts,

@@ -144,9 +144,12 @@ def up(
         raise typer.Exit(1) from exc
     _print_status(stack)
     console.print(
-        "\nSubmit a first job:\n"
+        f"\nAPI key of tenant dev (kept in {stack.run_dir / 'api-key'}; the CLI reads it from there):\n"
+        f"  export JOBRELAY_API_KEY={stack.api_key()}\n"
+        "Submit a first job:\n"
         "  jobrelay submit demo.sleep --payload '{\"seconds\": 3}' --wait\n"
         "  curl -si -X POST http://127.0.0.1:8000/v1/jobs -H 'content-type: application/json' "
+        '-H "Authorization: Bearer $JOBRELAY_API_KEY" '
         '-d \'{"type": "demo.echo", "payload": {"hello": "world"}}\'\n'
         f"Logs: {stack.run_dir}/<service>.log\n"
         f"Webhooks are signed with the secret in {stack.run_dir / 'webhook-secret'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from jobrelay.dev.localkafka import project_root
 from jobrelay.sdk import JobClient, JobRelayError, JobView, ProblemError
 
 __all__ = ["register"]
@@ -21,8 +23,22 @@ INTAKE = typer.Option("http://127.0.0.1:8000", "--intake-url", envvar="JOBRELAY_
 STATUS = typer.Option("http://127.0.0.1:8001", "--status-url", envvar="JOBRELAY_STATUS_URL", help="The status view.")
 
 
+def _api_key() -> str | None:
+    """JOBRELAY_API_KEY, else the key `make run` made for the local stack (`.cache/stack/api-key`)."""
+    key = os.environ.get("JOBRELAY_API_KEY")
+    if key:
+        return key
+    local = project_root() / ".cache" / "stack" / "api-key"
+    return local.read_text().strip() if local.is_file() else None
+
+
 def _client(intake: str, status: str) -> JobClient:
-    return JobClient(intake, status_base_url=status)
+    return JobClient(intake, status_base_url=status, api_key=_api_key())
+
+
+def _auth() -> dict[str, str]:
+    key = _api_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _show(view: JobView) -> None:
@@ -110,7 +126,7 @@ def watch(job_id: str = typer.Argument(...), status_url: str = STATUS) -> None:
     with Progress(*columns, console=console) as bar, httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http:
         task = bar.add_task(job_id[:8], total=100)
         try:
-            with connect_sse(http, "GET", f"{status_url}/v1/jobs/{job_id}/events") as source:
+            with connect_sse(http, "GET", f"{status_url}/v1/jobs/{job_id}/events", headers=_auth()) as source:
                 source.response.raise_for_status()
                 for event in source.iter_sse():
                     final = json.loads(event.data)
@@ -134,7 +150,7 @@ def jobs(
     params: list[tuple[str, str | int | float | bool | None]] = [("limit", limit)]
     params += [("status", s) for s in status_filter or []] + [("type", t) for t in job_type or []]
     try:
-        response = httpx.get(f"{status_url}/v1/jobs", params=params, timeout=10)
+        response = httpx.get(f"{status_url}/v1/jobs", params=params, headers=_auth(), timeout=10)
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise _fail(exc) from exc

@@ -9,6 +9,7 @@ from jobrelay.cli.bench import bench
 from jobrelay.cli.dev import dev_app
 from jobrelay.cli.dlq import dlq_app
 from jobrelay.cli.jobs import register as register_job_commands
+from jobrelay.cli.keys import keys_app
 from jobrelay.cli.settingsdoc import settings
 from jobrelay.cli.topics import topics_app
 from jobrelay.intake.cli import app as intake_app
@@ -25,6 +26,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 app.add_typer(intake_app, name="intake")
 app.add_typer(processor_app, name="processor")
 app.add_typer(projector_app, name="projector")

@@ -12,7 +12,7 @@ from pydantic import AliasChoices
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.processor.settings import ProcessorSettings
@@ -24,6 +24,7 @@ SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("Kafka (every service)", KafkaSettings),
     ("Topics (every service)", TopicSettings),
     ("Logs and traces (every service)", ObservabilitySettings),
+    ("Authentication (intake, status projector, notifier)", AuthSettings),
     ("Intake", IntakeSettings),
     ("Processor", ProcessorSettings),
     ("Status projector", ProjectorSettings),

@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.http.auth import Authenticator
 from jobrelay.intake.accept import Intake
 from jobrelay.intake.api import jobs_router
 from jobrelay.intake.broker import BrokerLink
@@ -22,6 +23,7 @@ from jobrelay.messaging.acked import AckedProducer
 from jobrelay.messaging.clients import make_codec
 from jobrelay.messaging.confluent import producer_config
 from jobrelay.observability import configure_logging, configure_tracing
+from jobrelay.security.keys import KeyFile
 
 __all__ = ["Components", "create_app", "intake_producer_config", "run"]
 
@@ -49,13 +51,18 @@ class Components:
         return self.link.readiness() if self.link else (False, {"kafka": "starting"})
 
 
-def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSettings) -> FastAPI:
+def create_app(
+    settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSettings, auth: AuthSettings | None = None
+) -> FastAPI:
     """The intake's ASGI app; its lifespan connects to Kafka and opens the idempotency store."""
     components = Components()
+    authenticator = Authenticator(auth or AuthSettings())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake]]:
         async with AsyncExitStack() as stack:
+            # Every replica derives idempotent job ids with the same secret: made once, kept in the key file.
+            KeyFile(authenticator.settings.keys_file).ensure_id_secret()
             store = await stack.enter_async_context(
                 IdempotencyStore.open(settings.idempotency_db, settings.idempotency_ttl_s)
             )
@@ -78,7 +85,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSett
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
-    submit = SubmitHandler(settings)
+    submit = SubmitHandler(settings, authenticator)
     app.include_router(jobs_router(submit))
     app.include_router(health_router(components.readiness))
     # The hot route skips FastAPI's routing and dependency solving (it makes its own span).

@@ -22,6 +22,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobrelay.http.auth import Authenticator, require
 from jobrelay.http.problems import PROBLEM_JSON, Problem
 from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
 from jobrelay.intake.problems import check_header, check_media_type, conflict, invalid, too_large, unavailable
@@ -30,6 +31,7 @@ from jobrelay.observability.logging import get_logger
 from jobrelay.sdk.errors import InvalidJobRequest
 from jobrelay.sdk.identity import ANONYMOUS, build_requested
 from jobrelay.sdk.validation import validate_submission
+from jobrelay.security.keys import Scope as KeyScope
 
 __all__ = ["ROUTE", "SubmitHandler", "SubmitRoute"]
 
@@ -48,8 +50,8 @@ class ClientGone(Exception):
 class SubmitHandler:
     """The ASGI app of `POST /v1/jobs`; the `Intake` comes from the lifespan state."""
 
-    def __init__(self, settings: IntakeSettings) -> None:
-        self._settings, self._limits = settings, settings.limits()
+    def __init__(self, settings: IntakeSettings, auth: Authenticator) -> None:
+        self._settings, self._limits, self._auth = settings, settings.limits(), auth
         self._jobs_url = f"{settings.status_base_url.rstrip('/')}{ROUTE}/"
         self.client_header = settings.client_id_header
         self._client_key = settings.client_id_header.lower()
@@ -93,15 +95,23 @@ class SubmitHandler:
         return self._accepted(job_id, replayed)
 
     async def _submit(self, intake: Intake, headers: dict[str, str], receive: Receive) -> tuple[str, bool]:
+        caller = require(self._auth.principal(headers), KeyScope.SUBMIT)  # before the body is read
         key, client = headers.get("idempotency-key"), headers.get(self._client_key)
         check_header("Idempotency-Key", key)
-        check_header(self._settings.client_id_header, client)
+        if caller.key_id is None:  # behind a gateway: the client id is the gateway's word
+            check_header(self._settings.client_id_header, client)
         raw = await _read_json_body(headers, receive, self._settings.max_body_bytes)
         try:
             submission = await validate_submission(raw, self._limits)
         except InvalidJobRequest as exc:
             raise invalid(exc) from exc
-        event = build_requested(submission, idempotency_key=key, client_id=client or ANONYMOUS)
+        event = build_requested(
+            submission,
+            idempotency_key=key,
+            client_id=caller.key_id or client or ANONYMOUS,
+            tenant=caller.tenant,
+            id_secret=self._auth.ring.current().id_secret,
+        )
         if event.expires_at is None and self._default_expiry is not None:
             # After the request hash: a retried request with the same key is still the same request.
             event = replace(event, expires_at=event.occurred_at + self._default_expiry)

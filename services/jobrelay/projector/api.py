@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from jobrelay.http.auth import Authenticator, require
 from jobrelay.http.problems import TYPE_BASE, Problem
 from jobrelay.jobs.events import Event, JobCancelRequested, JobRequested
 from jobrelay.jobs.state import JobState, JobStatus, evolve, status_at
@@ -37,19 +38,28 @@ from jobrelay.projector.views import (
     retry_id,
     retryable,
 )
+from jobrelay.security.keys import Principal, Scope
 
-__all__ = ["Context", "find", "jobs_router", "parse_wait"]
+__all__ = ["Context", "find", "find_for", "jobs_router", "parse_wait"]
 
 StatusName = Literal["accepted", "running", "retrying", "stalled", "succeeded", "failed", "cancelled", "expired"]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
 class Context:
-    """What the handlers need: the settings and the running runtime (set by the lifespan)."""
+    """What the handlers need: the settings, who may call, and the running runtime (set by the lifespan)."""
 
-    def __init__(self, settings: ProjectorSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: ProjectorSettings, auth: Authenticator) -> None:
+        self.settings, self.auth = settings, auth
         self.runtime: Runtime | None = None
+
+    def reader(self, request: Request) -> Principal:
+        """The caller, who must hold the `read` scope (a FastAPI dependency)."""
+        return require(self.auth.principal(request.headers), Scope.READ)
+
+    def canceller(self, request: Request) -> Principal:
+        """The caller, who must hold the `cancel` scope (cancel and re-run)."""
+        return require(self.auth.principal(request.headers), Scope.CANCEL)
 
     def get(self) -> Runtime:
         """The runtime, or 503 while the service is starting."""
@@ -94,7 +104,19 @@ async def find(runtime: Runtime, job_id: str) -> JobRow:
             type_=f"{TYPE_BASE}job-purged",
             purged_at=purged.isoformat(),
         )
-    raise Problem(404, "Job not found", f"no job {job_id}", type_=f"{TYPE_BASE}job-not-found")
+    raise _not_found(job_id)
+
+
+def _not_found(job_id: str) -> Problem:
+    return Problem(404, "Job not found", f"no job {job_id}", type_=f"{TYPE_BASE}job-not-found")
+
+
+async def find_for(runtime: Runtime, job_id: str, caller: Principal) -> JobRow:
+    """`find`, for this caller: another tenant's job is a 404, exactly like one that does not exist."""
+    row = await find(runtime, job_id)
+    if not caller.admin and row.state.tenant != caller.tenant:
+        raise _not_found(job_id)
+    return row
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -123,6 +145,8 @@ def jobs_router(context: Context) -> APIRouter:
     """`/v1/jobs…` routes bound to `context`."""
     router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     runtime_dep = Annotated[Runtime, Depends(context.get)]
+    reader = Annotated[Principal, Depends(context.reader)]
+    canceller = Annotated[Principal, Depends(context.canceller)]
     settings = context.settings
 
     def now() -> datetime:
@@ -161,12 +185,13 @@ def jobs_router(context: Context) -> APIRouter:
         job_id: uuid.UUID,
         request: Request,
         runtime: runtime_dep,
+        caller: reader,
         if_none_match: Annotated[str | None, Header()] = None,
         prefer: Annotated[str | None, Header()] = None,
     ) -> Response:
         wait = parse_wait(prefer, settings.max_wait_s)
         with runtime.hub.watch(str(job_id)) as changed:
-            row = await find(runtime, str(job_id))
+            row = await find_for(runtime, str(job_id), caller)
             body = document(row, request, await retried(runtime, [row]))
             first = etag(body)
 
@@ -184,14 +209,14 @@ def jobs_router(context: Context) -> APIRouter:
         summary="Cancel a job: 202 taken (repeatable), 404 unknown, 409 already over",
         responses=_CANCEL_RESPONSES,
     )
-    async def cancel_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
-        row = await find(runtime, str(job_id))
+    async def cancel_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep, caller: canceller) -> Response:
+        row = await find_for(runtime, str(job_id), caller)
         status = status_at(row.state, now(), settings.stall_after)
         if status.terminal:
             raise _already_over(document(row, request, await retried(runtime, [row])))
         state = row.state
         if state.cancel is None:  # a repeated DELETE changes nothing (the earliest cancel is the one kept)
-            cancel = JobCancelRequested(job_id=str(job_id), tenant=state.request.tenant if state.request else None)
+            cancel = JobCancelRequested(job_id=str(job_id), tenant=state.tenant, requested_by=caller.key_id)
             await _publish(runtime, cancel)
             state = evolve(state, cancel, requested_topic=runtime.topics.requested)  # read your own write
         body = document(JobRow(state, row.version, row.applied), request)
@@ -204,8 +229,8 @@ def jobs_router(context: Context) -> APIRouter:
         summary="Re-run a failed, cancelled or expired job as a new job (202 with the new job)",
         responses=_RETRY_RESPONSES,
     )
-    async def retry_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
-        row = await find(runtime, str(job_id))
+    async def retry_job(job_id: uuid.UUID, request: Request, runtime: runtime_dep, caller: canceller) -> Response:
+        row = await find_for(runtime, str(job_id), caller)
         status = status_at(row.state, now(), settings.stall_after)
         if not retryable(row.state, status):
             raise _not_retryable(document(row, request, await retried(runtime, [row])), status)
@@ -223,8 +248,8 @@ def jobs_router(context: Context) -> APIRouter:
         return JSONResponse(body, status_code=202, headers=headers)
 
     @router.get("/{job_id}/result", summary="The result (200), 303 to the status while running, 409 if not succeeded")
-    async def get_result(job_id: uuid.UUID, request: Request, runtime: runtime_dep) -> Response:
-        row = await find(runtime, str(job_id))
+    async def get_result(job_id: uuid.UUID, request: Request, runtime: runtime_dep, caller: reader) -> Response:
+        row = await find_for(runtime, str(job_id), caller)
         status = status_at(row.state, now(), settings.stall_after)
         if not status.terminal:
             location = links(context.base(request), str(job_id))["self"]
@@ -242,6 +267,7 @@ def jobs_router(context: Context) -> APIRouter:
     async def list_jobs(
         request: Request,
         runtime: runtime_dep,
+        caller: reader,
         status: Annotated[list[StatusName] | None, Query(description="repeat for several")] = None,
         type: Annotated[list[str] | None, Query(description="job type; repeat for several")] = None,
         created_after: Annotated[datetime | None, Query(description="inclusive, ISO 8601")] = None,
@@ -259,6 +285,7 @@ def jobs_router(context: Context) -> APIRouter:
             types=frozenset(type or ()),
             created_after=_aware(created_after),
             created_before=_aware(created_before),
+            tenant=None if caller.admin else caller.tenant,
         )
         rows = await runtime.store.query(query)
         page = rows[:size]

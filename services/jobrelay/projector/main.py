@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
+from jobrelay.http.auth import Authenticator
 from jobrelay.jobs.state import status_at
 from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, make_producer
 from jobrelay.messaging.topics import ensure_topics
@@ -52,10 +53,15 @@ async def running(
 
 
 def create_app(
-    settings: ProjectorSettings, kafka: KafkaSettings, topics: TopicSettings, *, trace: bool = True
+    settings: ProjectorSettings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    *,
+    trace: bool = True,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """The projector's ASGI app; its lifespan runs the consumer (`trace`: a span per applied event)."""
-    context = Context(settings)
+    context = Context(settings, Authenticator(auth or AuthSettings()))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -18,9 +18,10 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from jobrelay.jobs.state import JobStatus
-from jobrelay.projector.api import Context, find
+from jobrelay.projector.api import Context, find_for
 from jobrelay.projector.runtime import Runtime
 from jobrelay.projector.store.rows import JobRow
+from jobrelay.security.keys import Principal
 
 __all__ = ["events_router", "sse"]
 
@@ -50,9 +51,10 @@ def events_router(context: Context, draw: Callable[[JobRow, Request], dict[str, 
         job_id: uuid.UUID,
         request: Request,
         runtime: Annotated[Runtime, Depends(context.get)],
+        caller: Annotated[Principal, Depends(context.reader)],
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> Response:
-        row = await find(runtime, str(job_id))
+        row = await find_for(runtime, str(job_id), caller)
         after = _last_id(last_event_id)
         if row.state.status.terminal and row.version <= after:
             return Response(status_code=204)  # the client saw the end already

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -75,6 +76,13 @@ async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
         "status": "succeeded",
         "result": {"rows": 3},
         "attempts": 1,
+        "created_at": None,  # JobCompleted v1 writers did not say (v2 copies it from the request)
+        "started_at": None,
+        "completed_at": body["timestamp"],
+        "expires_at": None,
+        "retain_until": (succeeded.occurred_at + timedelta(seconds=notifier_settings.result_retention_s))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "links": {
             "status": f"https://jobs.example.test/v1/jobs/{succeeded.job_id}",
             "result": f"https://jobs.example.test/v1/jobs/{succeeded.job_id}/result",
@@ -87,6 +95,7 @@ async def test_each_completion_is_delivered_once_signed_and_in_the_jobs_trace(
     )
     assert "result" not in failure
     assert by_id[cancelled.event_id].payload["data"]["status"] == "cancelled"
+    assert by_id[cancelled.event_id].payload["type"] == "job.cancelled"
     request = by_id[succeeded.event_id].headers
     assert request["content-type"] == "application/json"
     assert "jobrelay" in request["user-agent"]

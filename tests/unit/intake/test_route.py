@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from jobrelay.config.settings import AuthSettings
+from jobrelay.http.auth import Authenticator
 from jobrelay.intake.api import jobs_router
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.submit import SubmitHandler
@@ -20,7 +22,8 @@ def test_the_documented_route_alone_answers_like_the_fast_path(tmp_path: Path) -
         yield {"intake": None}  # every request below is refused before the intake is asked
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(jobs_router(SubmitHandler(IntakeSettings(idempotency_db=tmp_path / "k.sqlite3"))))
+    auth = Authenticator(AuthSettings(mode="gateway", keys_file=tmp_path / "keys.json"))
+    app.include_router(jobs_router(SubmitHandler(IntakeSettings(idempotency_db=tmp_path / "k.sqlite3"), auth)))
     with TestClient(app) as http:
         text = http.post("/v1/jobs", content=b"{}", headers={"Content-Type": "text/plain"})
         bad_key = http.post("/v1/jobs", json={"type": "a.b", "payload": 1}, headers={"Idempotency-Key": "a\tb"})

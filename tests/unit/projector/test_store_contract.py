@@ -29,11 +29,12 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STALL = timedelta(seconds=60)
 
 
-def _job(created: datetime, status: JobStatus = JobStatus.ACCEPTED, job_type: str = "t") -> JobRow:
+def _job(
+    created: datetime, status: JobStatus = JobStatus.ACCEPTED, job_type: str = "t", tenant: str | None = None
+) -> JobRow:
     job = str(uuid.uuid4())
-    state: JobState = evolve(
-        None, JobRequested(job_id=job, job_type=job_type, payload="{}", occurred_at=created), requested_topic="r"
-    )
+    requested = JobRequested(job_id=job, job_type=job_type, payload="{}", occurred_at=created, tenant=tenant)
+    state: JobState = evolve(None, requested, requested_topic="r")
     if status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
         started = JobProgress(
             job_id=job,
@@ -144,6 +145,22 @@ class StoreContract:
             )
         )
         assert [r.job_id for r in window] == [rows[4].job_id, rows[3].job_id]
+
+    async def test_a_tenant_lists_only_its_own_jobs_and_an_operator_every_one(self, store: ViewStore) -> None:
+        acme = [_job(T0 + timedelta(seconds=i), tenant="acme") for i in range(3)]
+        globex = [_job(T0 + timedelta(seconds=10 + i), tenant="globex") for i in range(2)]
+        unnamed = _job(T0 + timedelta(seconds=20))  # published without a tenant: the default tenant's
+        await store.write([*acme, *globex, unnamed], {("r", 0): 6})
+
+        async def ids(**filters: object) -> list[str]:
+            rows = await store.query(JobQuery(now=T0, stall_after=STALL, **filters))  # type: ignore[arg-type]
+            return [r.job_id for r in rows]
+
+        assert await ids(tenant="acme") == [r.job_id for r in reversed(acme)]
+        assert await ids(tenant="globex", limit=1) == [globex[-1].job_id]
+        assert await ids(tenant="anonymous") == [unnamed.job_id]
+        assert await ids(tenant="nobody") == []
+        assert len(await ids()) == 6, "no tenant filter: every tenant's jobs (operators)"
 
     async def test_cursor_pages_cover_everything_once(self, store: ViewStore) -> None:
         same_time = [_job(T0) for _ in range(7)]  # equal creation times: the id breaks the tie

@@ -41,6 +41,7 @@ class JobQuery:
     created_before: datetime | None = None
     after: Cursor | None = None
     limit: int = 50
+    tenant: str | None = None  # only this tenant's jobs (None: every tenant's, for operators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ def sort_key(state: JobState) -> tuple[str, str]:
 def matches(state: JobState, query: JobQuery) -> bool:
     """Whether `state` passes the query's filters and lies after its cursor (reference semantics)."""
     created = state.created_at
+    if query.tenant is not None and state.tenant != query.tenant:
+        return False
     if query.statuses and status_at(state, query.now, query.stall_after) not in query.statuses:
         return False
     if query.types and state.job_type not in query.types:

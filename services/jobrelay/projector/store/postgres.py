@@ -52,15 +52,23 @@ CREATE TABLE positions (
 CREATE TABLE tombstones (id TEXT COLLATE "C" PRIMARY KEY, purged_at TEXT NOT NULL);
 """,
     ),
+    Migration(
+        2,
+        "the tenant of each job, for the list's tenant filter",
+        """
+ALTER TABLE jobs ADD COLUMN tenant TEXT COLLATE "C";
+CREATE INDEX jobs_by_tenant ON jobs (tenant, created_at, id);
+""",
+    ),
 )
 
 _UPSERT = """
-INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state)
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::bigint[], $9::bigint[], $10::text[])
+                     $8::bigint[], $9::bigint[], $10::text[], $11::text[])
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
   updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
-  version = excluded.version, applied = excluded.applied, state = excluded.state
+  version = excluded.version, applied = excluded.applied, state = excluded.state, tenant = excluded.tenant
 """
 _POSITIONS = """
 INSERT INTO positions (topic, partition, next_offset)
@@ -83,15 +91,19 @@ def _numbered(text: str) -> str:
 
 
 def _params(row: JobRow) -> tuple[Any, ...]:
-    job_id, job_type, *rest = sqlite_sql.params(row)  # the state's JSON escapes NUL itself
-    return (to_text(job_id), None if job_type is None else to_text(job_type), *rest)
+    job_id, job_type, *rest, tenant = sqlite_sql.params(row)  # the state's JSON escapes NUL itself
+    return (to_text(job_id), None if job_type is None else to_text(job_type), *rest, _text(tenant))
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else to_text(value)
 
 
 def _columns(rows: Sequence[JobRow]) -> list[list[Any]]:
     """The rows' column values, one list per column (for `unnest`); a row that cannot be stored raises."""
     latest = {row.job_id: _params(row) for row in rows}  # one row per job: the last, as SQLite keeps
     if not latest:
-        return [[] for _ in range(10)]  # the ten columns, empty
+        return [[] for _ in range(11)]  # the eleven columns, empty
     return [list(column) for column in zip(*latest.values(), strict=True)]
 
 

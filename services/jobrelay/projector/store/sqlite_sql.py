@@ -24,7 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, type TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
   activity_at TEXT, finished_at TEXT, version INTEGER NOT NULL, applied INTEGER NOT NULL,
-  state TEXT NOT NULL
+  state TEXT NOT NULL, tenant TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
@@ -34,12 +34,20 @@ CREATE TABLE IF NOT EXISTS positions (
 );
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, purged_at TEXT NOT NULL) WITHOUT ROWID;
 """
+# Views made before tenants: add the column, fill it from the stored states (a state JSON cannot
+# read — NaN — stays NULL: its job is then listed for operators only, and still found by id).
+_ADD_TENANT = """
+ALTER TABLE jobs ADD COLUMN tenant TEXT;
+UPDATE jobs SET tenant = CASE WHEN json_valid(state) AND json_extract(state, '$.request') IS NOT NULL
+  THEN coalesce(json_extract(state, '$.request[8]'), 'anonymous') END;
+"""
+_TENANT_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at, id)"
 _UPSERT = """
-INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
   updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
-  version = excluded.version, applied = excluded.applied, state = excluded.state
+  version = excluded.version, applied = excluded.applied, state = excluded.state, tenant = excluded.tenant
 """
 _POSITION = """
 INSERT INTO positions (topic, partition, next_offset) VALUES (?, ?, ?)
@@ -58,6 +66,10 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     if writer:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executescript(_SCHEMA)
+        columns = {record[1] for record in connection.execute("PRAGMA table_info(jobs)")}
+        if "tenant" not in columns:
+            connection.executescript(f"BEGIN; {_ADD_TENANT} COMMIT;")
+        connection.execute(_TENANT_INDEX)
     return connection
 
 
@@ -84,7 +96,7 @@ def params(row: JobRow) -> tuple[Any, ...]:
     finished = iso(state.outcome.at) if state.outcome is not None else None
     job_type, status = state.job_type, state.status.value
     return (state.job_id, job_type, status, iso(created), iso(last), activity, finished, row.version, row.applied,
-            to_json(state))  # fmt: skip
+            to_json(state), state.tenant)  # fmt: skip
 
 
 def row_of(record: Any) -> JobRow:
@@ -150,6 +162,9 @@ def _where(query: JobQuery) -> tuple[str, list[Any]]:
         ors, status_args = _status_clauses(query)
         clauses.append(f"({' OR '.join(ors)})")
         args += status_args
+    if query.tenant is not None:
+        clauses.append("tenant = ?")
+        args.append(query.tenant)
     if query.types:
         clauses.append(f"type IN ({','.join('?' * len(query.types))})")
         args += sorted(query.types)

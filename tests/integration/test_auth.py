@@ -1,0 +1,178 @@
+"""API keys and tenants, as a client sees them on a real intake and status projector over HTTP.
+
+Keys are made and revoked with the real CLI (`jobrelay keys …`, a subprocess) while the services
+run; the services re-read the shared key file, so the changes take effect within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobrelay.config.settings import AuthSettings, KafkaSettings, TopicSettings
+from jobrelay.intake.main import create_app as intake_app
+from jobrelay.jobs.events import JobRequested
+from jobrelay.projector.main import create_app as projector_app
+from jobrelay.projector.settings import ProjectorSettings
+from jobrelay.sdk.identity import JOB_NAMESPACE
+from tests.integration.intakeserver import intake_settings, ready, serving, wait_until
+from tests.integration.processor.conftest import events
+from tests.integration.projector.conftest import _serve
+from tests.integration.projector.conftest import wait_until as wait_for_doc
+
+pytestmark = pytest.mark.kafka
+
+
+@dataclass
+class Secured:
+    """An intake and a projector in keys mode sharing one key file."""
+
+    intake: str
+    status: str
+    keys_file: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "JOBRELAY_AUTH_KEYS_FILE": str(self.keys_file), "COLUMNS": "200"}
+        command = [sys.executable, "-m", "jobrelay.cli.main", "keys", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=60)
+
+    def key(self, tenant: str, *scopes: str) -> str:
+        options = [part for scope in scopes for part in ("--scope", scope)]
+        made = self.cli("add", tenant, *options)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.splitlines()[0].strip()
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def secured(kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path) -> AsyncIterator[Secured]:
+    auth = AuthSettings(mode="keys", keys_file=tmp_path / "keys.json", reload_s=0.2)
+    async with AsyncExitStack() as stack:
+        settings = ProjectorSettings(db_path=tmp_path / "view.sqlite", lag_interval_s=0.2, catch_up_timeout_s=20)
+        status = await _serve(stack, projector_app(settings, kafka_settings, topics, auth=auth))
+        intake_config = intake_settings(tmp_path, status_base_url=status)
+        intake = stack.enter_context(serving(intake_app(intake_config, kafka_settings, topics, auth)))
+        wait_until(lambda: ready(intake), 60, "intake ready")
+        yield Secured(intake, status, auth.keys_file)
+
+
+def _job(**fields: Any) -> dict[str, Any]:
+    return {"type": "demo.echo", "payload": {"n": 1}, **fields}
+
+
+async def _eventually(probe: Callable[[], Any], expect: int, deadline: float = 5.0) -> float:
+    """Seconds until `probe()` answers `expect` (failing after `deadline`)."""
+    start = time.monotonic()
+    while True:
+        status = (await probe()).status_code
+        if status == expect:
+            return time.monotonic() - start
+        assert time.monotonic() - start < deadline, f"still {status} after {deadline}s"
+        await _pause()
+
+
+async def _pause() -> None:
+    await asyncio.sleep(0.1)  # the poll interval of a condition with a deadline
+
+
+async def test_no_unknown_or_revoked_key_gets_401_and_a_read_only_key_cannot_submit(secured: Secured) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        for url in (f"{secured.intake}/v1/jobs", f"{secured.status}/v1/jobs"):
+            for headers in ({}, _bearer("jrk_0000_not-a-key-at-all-000000"), {"Authorization": "Basic eDp5"}):
+                if url.startswith(secured.intake):
+                    response = await http.post(url, json=_job(), headers=headers)
+                else:
+                    response = await http.get(url, headers=headers)
+                assert response.status_code == 401, (url, headers, response.text)
+                assert response.headers["www-authenticate"].startswith("Bearer")
+                assert response.headers["content-type"] == "application/problem+json"
+        reader = secured.key("acme", "read")
+        refused = await http.post(f"{secured.intake}/v1/jobs", json=_job(), headers=_bearer(reader))
+        assert refused.status_code == 403 and refused.json()["scope"] == "submit"
+        assert (await http.get(f"{secured.status}/v1/jobs", headers=_bearer(reader))).status_code == 200
+        for open_path in ("/healthz", "/readyz", "/metrics"):
+            assert (await http.get(f"{secured.status}{open_path}")).status_code in (200, 503)
+            assert (await http.get(f"{secured.intake}{open_path}")).status_code == 200, open_path
+
+
+async def test_a_key_works_within_5_s_of_being_added_and_stops_within_5_s_of_revoke(secured: Secured) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        key = secured.key("acme", "submit", "read")
+
+        async def submit() -> httpx.Response:
+            return await http.post(f"{secured.intake}/v1/jobs", json=_job(), headers=_bearer(key))
+
+        async def read() -> httpx.Response:
+            return await http.get(f"{secured.status}/v1/jobs", headers=_bearer(key))
+
+        assert await _eventually(submit, 202) < 5 and await _eventually(read, 200) < 5
+        key_id = key.removeprefix("jrk_").split("_")[0]
+        listed = secured.cli("list", "--json")
+        assert key_id in listed.stdout and key not in listed.stdout, "the list shows ids, never keys"
+        assert key.split("_", 2)[2] not in secured.keys_file.read_text(), "only a hash is stored"
+        assert secured.cli("revoke", key_id).returncode == 0
+        assert await _eventually(submit, 401) < 5 and await _eventually(read, 401) < 5
+
+
+async def test_a_tenant_sees_only_its_own_jobs_and_never_learns_of_others(
+    secured: Secured, kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    a, b = secured.key("acme"), secured.key("globex")
+    operator = secured.key("ops", "admin")
+    async with httpx.AsyncClient(timeout=30) as http:
+        accepted = await http.post(f"{secured.intake}/v1/jobs", json=_job(), headers=_bearer(a))
+        assert accepted.status_code == 202
+        job = accepted.json()["id"]
+        async with httpx.AsyncClient(base_url=secured.status, headers=_bearer(a), timeout=30) as mine:
+            seen = await wait_for_doc(mine, job, lambda doc: doc["status"] == "accepted")
+        assert seen["id"] == job
+        unknown = await http.get(f"{secured.status}/v1/jobs/{uuid.uuid4()}", headers=_bearer(b))
+        for method, path in (
+            ("GET", ""),
+            ("GET", "/result"),
+            ("GET", "/events"),
+            ("DELETE", ""),
+            ("POST", "/retry"),
+        ):
+            answer = await http.request(method, f"{secured.status}/v1/jobs/{job}{path}", headers=_bearer(b))
+            assert answer.status_code == 404, (method, path, answer.text)
+            assert answer.json()["title"] == unknown.json()["title"], "exactly like a job that does not exist"
+        listed_b = (await http.get(f"{secured.status}/v1/jobs", headers=_bearer(b))).json()["items"]
+        listed_a = (await http.get(f"{secured.status}/v1/jobs", headers=_bearer(a))).json()["items"]
+        everyone = (await http.get(f"{secured.status}/v1/jobs", headers=_bearer(operator))).json()["items"]
+        assert job not in {i["id"] for i in listed_b} and job in {i["id"] for i in listed_a}
+        assert job in {i["id"] for i in everyone}, "an operator key (admin) sees every tenant"
+    (requested,) = await events(kafka_settings, topics.requested, expect=1)
+    assert isinstance(requested, JobRequested) and requested.tenant == "acme", "the tenant is on the record"
+
+
+async def test_the_same_idempotency_key_under_two_tenants_gives_two_unguessable_ids(secured: Secured) -> None:
+    a, b = secured.key("acme"), secured.key("globex")
+    async with httpx.AsyncClient(timeout=30) as http:
+        ids = {}
+        for name, key in (("acme", a), ("globex", b)):
+            headers = {**_bearer(key), "Idempotency-Key": "order-42"}
+            first = await http.post(f"{secured.intake}/v1/jobs", json=_job(), headers=headers)
+            again = await http.post(f"{secured.intake}/v1/jobs", json=_job(), headers=headers)
+            assert (first.status_code, again.status_code) == (202, 202)
+            assert first.json()["id"] == again.json()["id"], "idempotent within a tenant"
+            ids[name] = first.json()["id"]
+    assert ids["acme"] != ids["globex"]
+    for tenant, job_id in ids.items():
+        for client in (tenant, "anonymous"):
+            assert job_id != str(uuid.uuid5(JOB_NAMESPACE, f"{client}\norder-42")), "not computable without the secret"
