@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,8 @@ from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.intake.main import create_app
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.messaging.topics import ensure_topics
+from jobrelay.sdk.identity import job_id_for
+from jobrelay.security.keys import KeyFile
 
 
 def wait_until(condition: Callable[[], bool], deadline: float = 30.0, what: str = "condition") -> None:
@@ -77,3 +80,9 @@ def intake_settings(tmp: Path, **overrides: Any) -> IntakeSettings:
     """Settings for a test intake: its own SQLite file, test-friendly limits."""
     values: dict[str, Any] = {"port": 0, "idempotency_db": tmp / "keys.sqlite3", "publish_timeout_s": 5.0}
     return IntakeSettings(**(values | overrides))
+
+
+def expected_job_id(idempotency_key: str, tenant: str = "anonymous") -> str:
+    """The id the test intakes give a key: keyed with the session's id secret (tests/conftest.py's key file)."""
+    secret = KeyFile(Path(os.environ["JOBRELAY_AUTH_KEYS_FILE"])).ensure_id_secret()
+    return job_id_for(idempotency_key, tenant, secret=secret)

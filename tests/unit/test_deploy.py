@@ -13,24 +13,12 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from jobrelay.cli.main import app
-from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.cli.settingsdoc import SECTIONS
 from jobrelay.dev.localkafka import project_root
 from jobrelay.dev.stack import Stack
-from jobrelay.intake.settings import IntakeSettings
-from jobrelay.notifier.settings import NotifierSettings
-from jobrelay.processor.settings import ProcessorSettings
-from jobrelay.projector.settings import ProjectorSettings
 
 ROOT = project_root()
-SETTINGS: list[type[BaseSettings]] = [
-    KafkaSettings,
-    TopicSettings,
-    ObservabilitySettings,
-    IntakeSettings,
-    NotifierSettings,
-    ProcessorSettings,
-    ProjectorSettings,
-]
+SETTINGS: list[type[BaseSettings]] = [cls for _, cls in SECTIONS]  # every class `jobrelay settings` shows
 
 
 def known_variables() -> set[str]:

@@ -198,11 +198,10 @@ class JobState:
         return self.step.attempt if self.step is not None else 0
 
     @property
-    def tenant(self) -> str | None:
-        """The tenant the job belongs to (None until its request is known)."""
-        if self.request is None:
-            return None
-        return self.request.tenant or DEFAULT_TENANT
+    def tenant(self) -> str:
+        """The tenant the job belongs to; the default tenant's when its request named none or is unknown
+        (published without one, or dead-lettered as undecodable: nobody can say whose it was)."""
+        return (self.request.tenant if self.request is not None else None) or DEFAULT_TENANT
 
     @property
     def cancel_too_late(self) -> bool:

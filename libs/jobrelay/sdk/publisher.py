@@ -5,6 +5,11 @@ For upstream services that already talk to Kafka. The request goes through the s
 derivation and the same Avro schema and headers as `POST /v1/jobs`. There is no idempotency
 store here: publishing twice with the same key writes two records with the same job id and
 request hash, and the processor runs the job once (it ignores the second).
+
+`tenant` names whose jobs these are (the status view shows them to that tenant only), and ids
+derived from an Idempotency-Key are keyed with the deployment's id secret, read from the shared
+key file (`JOBRELAY_AUTH_KEYS_FILE`) when it is there — so the publisher and the intake give a
+tenant's key the same job id.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, KafkaSettings, TopicSettings
 from jobrelay.messaging.acked import AckedProducer
 from jobrelay.messaging.clients import make_codec
 from jobrelay.messaging.confluent import producer_config
 from jobrelay.sdk.identity import ANONYMOUS, build_requested
 from jobrelay.sdk.request import RequestLimits
 from jobrelay.sdk.validation import validate_submission
+from jobrelay.security.keys import KeyFile
 
 __all__ = ["JobPublisher", "Published"]
 
@@ -40,9 +46,17 @@ class JobPublisher:
     """Validates job requests and publishes them, waiting for Kafka's acknowledgement (acks=all)."""
 
     def __init__(
-        self, producer: AckedProducer, *, limits: RequestLimits | None = None, client_id: str = ANONYMOUS
+        self,
+        producer: AckedProducer,
+        *,
+        limits: RequestLimits | None = None,
+        client_id: str = ANONYMOUS,
+        tenant: str | None = None,
+        id_secret: str | None = None,
     ) -> None:
         self.producer, self.limits, self.client_id = producer, limits or RequestLimits(), client_id
+        self.tenant = tenant
+        self.id_secret = id_secret if id_secret is not None else KeyFile(AuthSettings().keys_file).read().id_secret
 
     @classmethod
     @asynccontextmanager
@@ -53,6 +67,8 @@ class JobPublisher:
         *,
         limits: RequestLimits | None = None,
         client_id: str = ANONYMOUS,
+        tenant: str | None = None,
+        id_secret: str | None = None,
     ) -> AsyncIterator[JobPublisher]:
         """A publisher with its own idempotent producer, flushed and closed on exit."""
         kafka = kafka or KafkaSettings()
@@ -60,7 +76,7 @@ class JobPublisher:
         config = producer_config(kafka, "sdk-publisher", **{"message.timeout.ms": 2 * kafka.request_timeout_ms})
         producer = AckedProducer(config, make_codec(kafka), topics or TopicSettings(), "/jobrelay/sdk")
         try:
-            yield cls(producer, limits=limits, client_id=client_id)
+            yield cls(producer, limits=limits, client_id=client_id, tenant=tenant, id_secret=id_secret)
         finally:
             await producer.close(kafka.request_timeout_ms / 1000)
 
@@ -85,6 +101,12 @@ class JobPublisher:
         }
         body |= {name: value for name, value in options.items() if value is not None}
         submission = await validate_submission(body, self.limits, prefix="request")
-        event = build_requested(submission, idempotency_key=idempotency_key, client_id=self.client_id)
+        event = build_requested(
+            submission,
+            idempotency_key=idempotency_key,
+            client_id=self.client_id,
+            tenant=self.tenant,
+            id_secret=self.id_secret or None,
+        )
         partition, offset = await self.producer.publish(event)
         return Published(event.job_id, event.request_hash, partition, offset)

@@ -26,9 +26,10 @@ from jobrelay.notifier.retry import RETRY_AFTER_STATUSES, next_delay, parse_retr
 from jobrelay.notifier.sender import Answer, IPAddress, post_pinned
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.notifier.store import Delivery, DeliveryState, DeliveryStore
-from jobrelay.notifier.webhooks import signature_headers
+from jobrelay.notifier.webhooks import signature_headers, tenant_of
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.tracing import JOB_ID_ATTRIBUTE, extract_context
+from jobrelay.security.keys import KeyRing
 from jobrelay.security.urls import UnresolvableHostError, UnsafeURLError, check_url
 
 __all__ = ["Attempter", "Verdict"]
@@ -65,8 +66,10 @@ class Attempter:
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        keys: KeyRing | None = None,
     ) -> None:
-        self.settings, self.client, self.store = settings, client, store
+        """`keys`: the shared key file, whose tenants' own webhook secrets sign their callbacks."""
+        self.settings, self.client, self.store, self.keys = settings, client, store, keys
         self.policy = settings.url_policy()
         self.clock, self.rng = clock, rng
 
@@ -83,7 +86,7 @@ class Attempter:
         """Check, send and judge, without recording anything."""
         if (reason := await self.store.disabled(d.url)) is not None:
             return Verdict(DeliveryState.DISABLED, d.attempts, error=f"endpoint disabled: {reason}")
-        secrets = self.settings.secrets_for(d.subscription)
+        secrets = self.secrets_for(d)
         if secrets is None:
             return Verdict(DeliveryState.REFUSED, d.attempts, error=f"subscription {d.subscription!r} was removed")
         if not secrets:  # never send unsigned: hold the delivery until a secret is configured
@@ -95,6 +98,16 @@ class Attempter:
         except UnsafeURLError as exc:
             return Verdict(DeliveryState.REFUSED, d.attempts, error=f"refused by the SSRF guard: {exc}")
         return self.judge(d, await self.send(d, addresses, secrets))
+
+    def secrets_for(self, d: Delivery) -> tuple[str, ...] | None:
+        """A callback of a tenant with its own webhook secrets is signed with those (all of them, during a
+        rotation); operator subscriptions, and tenants without secrets of their own, with the operator's."""
+        if d.subscription is None and self.keys is not None:
+            tenant = tenant_of(d.completion.body)
+            own = self.keys.current().webhook_secrets.get(tenant) if tenant else None
+            if own:
+                return own
+        return self.settings.secrets_for(d.subscription)
 
     def judge(self, d: Delivery, answer: Answer) -> Verdict:
         """2xx delivered, 410 gone, else a retry while the schedule lasts."""

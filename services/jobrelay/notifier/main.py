@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
-from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, run_service, serve
 from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, make_producer
 from jobrelay.messaging.loop import ConsumerLoop
@@ -27,6 +27,7 @@ from jobrelay.notifier.recorder import Recorder, SeekToStoredOffsets
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.notifier.store import DeliveryStore, open_store
 from jobrelay.observability import configure_logging, configure_tracing, get_logger
+from jobrelay.security.keys import KeyRing
 
 __all__ = ["Notifier", "create_app", "run", "running"]
 
@@ -66,9 +67,10 @@ async def _producer(stack: AsyncExitStack, kafka: KafkaSettings, topics: TopicSe
 def _dispatcher(
     settings: NotifierSettings, store: DeliveryStore, client: httpx.AsyncClient, publisher: EventProducer
 ) -> Dispatcher:
+    auth = AuthSettings()  # the key file holds the tenants' own webhook secrets
     return Dispatcher(
         store,
-        Attempter(settings, client, store),
+        Attempter(settings, client, store, keys=KeyRing(auth.keys_file, auth.reload_s)),
         publisher.publish,
         max_concurrency=settings.max_concurrency,
         per_host=settings.per_host_concurrency,

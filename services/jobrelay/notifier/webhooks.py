@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from jobrelay.jobs.events import JobCompleted, TerminalStatus
 
-__all__ = ["EVENT_TYPE", "EVENT_TYPES", "signature_headers", "webhook_body"]
+__all__ = ["EVENT_TYPE", "EVENT_TYPES", "signature_headers", "tenant_of", "webhook_body"]
 
 EVENT_TYPE = "job.completed"
 EVENT_TYPES: dict[TerminalStatus, str] = {
@@ -66,9 +66,20 @@ def webhook_body(event: JobCompleted, status_base_url: str, retention: timedelta
     data["expires_at"] = _maybe(event.expires_at)
     if retention is not None:
         data["retain_until"] = _iso(event.occurred_at + retention)
+    if event.tenant is not None:
+        data["tenant"] = event.tenant
     data["links"] = {"status": status_url, "result": f"{status_url}/result"}
     message = {"type": EVENT_TYPES[event.status], "timestamp": _iso(event.occurred_at), "data": data}
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def tenant_of(body: bytes) -> str | None:
+    """The tenant a body announces a job of (None for bodies without one, or that are not ours)."""
+    try:
+        tenant = json.loads(body)["data"].get("tenant")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return tenant if isinstance(tenant, str) else None
 
 
 def signature_headers(webhook_id: str, body: bytes, secrets: Sequence[str], at: datetime) -> dict[str, str]:

@@ -17,8 +17,14 @@ from jobrelay.config.settings import KafkaSettings
 from jobrelay.dev.localkafka import LocalKafka
 from jobrelay.jobs.events import JobRequested
 from jobrelay.messaging.codec import AvroCodec
-from jobrelay.sdk import job_id_for
-from tests.integration.intakeserver import fresh_topics, intake_settings, ready, running_intake, wait_until
+from tests.integration.intakeserver import (
+    expected_job_id,
+    fresh_topics,
+    intake_settings,
+    ready,
+    running_intake,
+    wait_until,
+)
 from tests.integration.kafkautil import read_all
 
 # LocalKafka.up() drops its Popen handle while the broker runs on (by design: it is stopped by PID).
@@ -59,7 +65,7 @@ def test_broker_down_means_503_and_back_means_202(private_broker: LocalKafka, tm
         wait_until(lambda: ready(url), 60, "intake ready again")
         after = http.post("/v1/jobs", json=job, headers={"Idempotency-Key": "during"})
         assert after.status_code == 202, after.text
-        assert after.json()["id"] == job_id_for("during")
+        assert after.json()["id"] == expected_job_id("during")
 
     records = asyncio.run(read_all(kafka, topics.requested))
     events = [e for e in (AvroCodec().decode(r.value) for r in records) if isinstance(e, JobRequested)]

@@ -30,7 +30,7 @@ async def _only_event(kafka: KafkaSettings, topic: str) -> tuple[JobRequested, l
 async def test_the_publisher_and_the_intake_build_the_same_job(
     kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
 ) -> None:
-    async with JobPublisher.connect(kafka_settings, topics, client_id="billing") as publisher:
+    async with JobPublisher.connect(kafka_settings, topics, client_id="billing", tenant="billing") as publisher:
         published = await publisher.publish(
             "report.generate", {"month": "2025-03"}, idempotency_key="inv-7", timeout_s=60, max_attempts=4
         )
@@ -55,6 +55,7 @@ async def test_the_publisher_and_the_intake_build_the_same_job(
         "max_attempts",
         "client_id",
         "idempotency_key",
+        "tenant",  # the gateway's X-Client-Id, as the publisher was told
     )
     assert {f: getattr(from_sdk, f) for f in same} == {f: getattr(from_intake, f) for f in same}
 

@@ -34,11 +34,11 @@ CREATE TABLE IF NOT EXISTS positions (
 );
 CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, purged_at TEXT NOT NULL) WITHOUT ROWID;
 """
-# Views made before tenants: add the column, fill it from the stored states (a state JSON cannot
-# read — NaN — stays NULL: its job is then listed for operators only, and still found by id).
+# Views made before tenants: add the column, fill it from the stored states (a state SQLite's JSON
+# cannot read — NaN — stays NULL: its job is then listed for operators only, and still found by id).
 _ADD_TENANT = """
 ALTER TABLE jobs ADD COLUMN tenant TEXT;
-UPDATE jobs SET tenant = CASE WHEN json_valid(state) AND json_extract(state, '$.request') IS NOT NULL
+UPDATE jobs SET tenant = CASE WHEN json_valid(state)
   THEN coalesce(json_extract(state, '$.request[8]'), 'anonymous') END;
 """
 _TENANT_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at, id)"
