@@ -59,16 +59,42 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def _start(
+    stack: AsyncExitStack,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    tmp: Path,
+    intake_overrides: dict[str, Any] | None = None,
+    projector_overrides: dict[str, Any] | None = None,
+) -> Secured:
+    auth = AuthSettings(mode="keys", keys_file=tmp / "keys.json", reload_s=0.2)
+    defaults: dict[str, Any] = {"db_path": tmp / "view.sqlite", "lag_interval_s": 0.2, "catch_up_timeout_s": 20}
+    settings = ProjectorSettings(**(defaults | (projector_overrides or {})))
+    status = await _serve(stack, projector_app(settings, kafka, topics, auth=auth))
+    intake_config = intake_settings(tmp, status_base_url=status, **(intake_overrides or {}))
+    intake = stack.enter_context(serving(intake_app(intake_config, kafka, topics, auth)))
+    wait_until(lambda: ready(intake), 60, "intake ready")
+    return Secured(intake, status, auth.keys_file)
+
+
 @pytest.fixture
 async def secured(kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path) -> AsyncIterator[Secured]:
-    auth = AuthSettings(mode="keys", keys_file=tmp_path / "keys.json", reload_s=0.2)
     async with AsyncExitStack() as stack:
-        settings = ProjectorSettings(db_path=tmp_path / "view.sqlite", lag_interval_s=0.2, catch_up_timeout_s=20)
-        status = await _serve(stack, projector_app(settings, kafka_settings, topics, auth=auth))
-        intake_config = intake_settings(tmp_path, status_base_url=status)
-        intake = stack.enter_context(serving(intake_app(intake_config, kafka_settings, topics, auth)))
-        wait_until(lambda: ready(intake), 60, "intake ready")
-        yield Secured(intake, status, auth.keys_file)
+        yield await _start(stack, kafka_settings, topics, tmp_path)
+
+
+@pytest.fixture
+async def limited(kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path) -> AsyncIterator[Secured]:
+    """Low limits: 1 submission per second per tenant (bursts of 3); 2 open streams per tenant, 3 in all."""
+    async with AsyncExitStack() as stack:
+        yield await _start(
+            stack,
+            kafka_settings,
+            topics,
+            tmp_path,
+            {"submits_per_s": 1, "submits_burst": 3},
+            {"max_streams_per_tenant": 2, "max_streams": 3},
+        )
 
 
 def _job(**fields: Any) -> dict[str, Any]:
@@ -176,3 +202,55 @@ async def test_the_same_idempotency_key_under_two_tenants_gives_two_unguessable_
     for tenant, job_id in ids.items():
         for client in (tenant, "anonymous"):
             assert job_id != str(uuid.uuid5(JOB_NAMESPACE, f"{client}\norder-42")), "not computable without the secret"
+
+
+async def test_a_burst_past_the_submit_rate_gets_429_until_its_retry_after_has_passed(limited: Secured) -> None:
+    key, other = limited.key("acme"), limited.key("globex")
+    async with httpx.AsyncClient(base_url=limited.intake, timeout=30) as http:
+        answers = [await http.post("/v1/jobs", json=_job(), headers=_bearer(key)) for _ in range(5)]
+        codes = [a.status_code for a in answers]
+        assert codes[:3] == [202, 202, 202] and 429 in codes[3:], codes
+        refused = next(a for a in answers if a.status_code == 429)
+        wait = int(refused.headers["retry-after"])
+        assert wait >= 1 and refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["limit"] == "submitting jobs"
+        assert (await http.post("/v1/jobs", json=_job(), headers=_bearer(other))).status_code == 202, "per tenant"
+        await asyncio.sleep(wait)  # waiting as told is the behaviour under test
+        assert (await http.post("/v1/jobs", json=_job(), headers=_bearer(key))).status_code == 202
+
+
+async def test_open_streams_are_capped_per_tenant_and_in_all_and_free_up_when_they_close(limited: Secured) -> None:
+    a, b = limited.key("acme"), limited.key("globex")
+    async with httpx.AsyncClient(timeout=30) as http:
+        jobs = {}
+        for name, key in (("acme", a), ("globex", b)):
+            accepted = await http.post(f"{limited.intake}/v1/jobs", json=_job(), headers=_bearer(key))
+            jobs[name] = accepted.json()["id"]
+        async with httpx.AsyncClient(base_url=limited.status, headers=_bearer(a), timeout=30) as mine:
+            await wait_for_doc(mine, jobs["acme"], lambda doc: doc["status"] == "accepted")
+        streams = AsyncExitStack()
+
+        async def open_stream(key: str, job: str) -> httpx.Response:
+            request = http.build_request("GET", f"{limited.status}/v1/jobs/{job}/events", headers=_bearer(key))
+            response = await http.send(request, stream=True)
+            if response.status_code == 200:
+                streams.push_async_callback(response.aclose)
+            else:
+                await response.aread()
+            return response
+
+        async with streams:
+            first, second = await open_stream(a, jobs["acme"]), await open_stream(a, jobs["acme"])
+            assert (first.status_code, second.status_code) == (200, 200)
+            third = await open_stream(a, jobs["acme"])
+            assert third.status_code == 429 and int(third.headers["retry-after"]) > 0, "past the tenant's cap"
+            poll = await http.get(
+                f"{limited.status}/v1/jobs/{jobs['acme']}", headers={**_bearer(a), "Prefer": "wait=1"}
+            )
+            assert poll.status_code == 429, "a long-poll counts as a stream"
+            assert (await open_stream(b, jobs["globex"])).status_code == 200, "the other tenant has its own cap"
+            full = await open_stream(b, jobs["globex"])
+            assert full.status_code == 503 and full.headers["retry-after"], "past the total"
+        # every stream closed: the slots are free again (the server notices the disconnects)
+        assert await _eventually(lambda: open_stream(a, jobs["acme"]), 200, deadline=10) < 10
+        await streams.aclose()

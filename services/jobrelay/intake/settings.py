@@ -31,6 +31,12 @@ class IntakeSettings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, ge=2, description="Largest payload, as compact JSON (413).")
     allowed_types: CsvList = Field(default=(), description="Comma-separated job type globs; empty allows any.")
     max_timeout_s: float = Field(default=86_400.0, gt=0, description="Largest timeout_s a request may ask for.")
+    submits_per_s: float = Field(
+        default=1000, ge=0, description="Submissions per second per tenant (0: no limit); 429 past it."
+    )
+    submits_burst: float = Field(
+        default=2000, ge=1, description="Submissions a tenant may make at once above its rate."
+    )
     default_expires_in_s: float = Field(
         default=86_400.0,
         ge=0,

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay.http.auth import Authenticator, require
+from jobrelay.http.limits import Buckets
 from jobrelay.http.problems import PROBLEM_JSON, Problem
 from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
 from jobrelay.intake.problems import check_header, check_media_type, conflict, invalid, too_large, unavailable
@@ -52,6 +53,7 @@ class SubmitHandler:
 
     def __init__(self, settings: IntakeSettings, auth: Authenticator) -> None:
         self._settings, self._limits, self._auth = settings, settings.limits(), auth
+        self._submits = Buckets(settings.submits_per_s, settings.submits_burst, what="submitting jobs")
         self._jobs_url = f"{settings.status_base_url.rstrip('/')}{ROUTE}/"
         self.client_header = settings.client_id_header
         self._client_key = settings.client_id_header.lower()
@@ -96,6 +98,7 @@ class SubmitHandler:
 
     async def _submit(self, intake: Intake, headers: dict[str, str], receive: Receive) -> tuple[str, bool]:
         caller = require(self._auth.principal(headers), KeyScope.SUBMIT)  # before the body is read
+        self._submits.take(caller.tenant)
         key, client = headers.get("idempotency-key"), headers.get(self._client_key)
         check_header("Idempotency-Key", key)
         if caller.key_id is None:  # behind a gateway: the client id is the gateway's word

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from jobrelay.http.auth import Authenticator, require
+from jobrelay.http.limits import Buckets, StreamSlots
 from jobrelay.http.problems import TYPE_BASE, Problem
 from jobrelay.jobs.events import Event, JobCancelRequested, JobRequested
 from jobrelay.jobs.state import JobState, JobStatus, evolve, status_at
@@ -52,14 +53,21 @@ class Context:
     def __init__(self, settings: ProjectorSettings, auth: Authenticator) -> None:
         self.settings, self.auth = settings, auth
         self.runtime: Runtime | None = None
+        self.reads = Buckets(settings.reads_per_s, settings.reads_burst, what="reading the status API")
+        self.streams = StreamSlots(settings.max_streams_per_tenant, settings.max_streams)
+
+    def _caller(self, request: Request, scope: Scope) -> Principal:
+        caller = require(self.auth.principal(request.headers), scope)
+        self.reads.take(caller.key_id or caller.tenant)
+        return caller
 
     def reader(self, request: Request) -> Principal:
-        """The caller, who must hold the `read` scope (a FastAPI dependency)."""
-        return require(self.auth.principal(request.headers), Scope.READ)
+        """The caller, who must hold the `read` scope and be within its rate (a FastAPI dependency)."""
+        return self._caller(request, Scope.READ)
 
     def canceller(self, request: Request) -> Principal:
         """The caller, who must hold the `cancel` scope (cancel and re-run)."""
-        return require(self.auth.principal(request.headers), Scope.CANCEL)
+        return self._caller(request, Scope.CANCEL)
 
     def get(self) -> Runtime:
         """The runtime, or 503 while the service is starting."""
@@ -200,7 +208,10 @@ def jobs_router(context: Context) -> APIRouter:
                 return _matches(if_none_match, tag) if if_none_match is not None else tag == first
 
             if wait:
-                body = await _long_poll(runtime, row, body, unchanged, wait, changed, lambda r: document(r, request))
+                with context.streams.slot(caller.tenant):
+                    body = await _long_poll(
+                        runtime, row, body, unchanged, wait, changed, lambda r: document(r, request)
+                    )
         return _status_response(body, if_none_match, wait, poll_after(body))
 
     @router.delete(

@@ -80,6 +80,16 @@ class ProjectorSettings(BaseSettings):
     lag_interval_s: float = Field(default=1.0, gt=0, description="How often the lag is measured.")
     swap_check_s: float = Field(default=1.0, gt=0, description="How often to look for a rebuilt view to swap in.")
     sse_ping_s: float = Field(default=15, gt=0, description="Keep-alive comment interval of SSE streams.")
+    reads_per_s: float = Field(
+        default=200, ge=0, description="Requests per second per API key (0: no limit); 429 past it."
+    )
+    reads_burst: float = Field(default=400, ge=1, description="Requests an API key may make at once above its rate.")
+    max_streams_per_tenant: int = Field(
+        default=100, ge=0, description="Open long-polls and SSE streams per tenant (0: no cap); 429 past it."
+    )
+    max_streams: int = Field(
+        default=2000, ge=0, description="Open long-polls and SSE streams in all (0: no cap); 503 past it."
+    )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of GET /v1/jobs.")
 
     @property

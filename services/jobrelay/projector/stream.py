@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -58,11 +59,39 @@ def events_router(context: Context, draw: Callable[[JobRow, Request], dict[str, 
         after = _last_id(last_event_id)
         if row.state.status.terminal and row.version <= after:
             return Response(status_code=204)  # the client saw the end already
+        context.streams.acquire(caller.tenant)  # 429/503 past the caps; given back when the stream ends
         stream = _changes(runtime, str(job_id), after, lambda r: draw(r, request), context.settings.sse_ping_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        held = _held(stream, _once(lambda: context.streams.release(caller.tenant)))
+        return StreamingResponse(held, media_type="text/event-stream", headers=headers)
 
     return router
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    done: list[bool] = []
+
+    def call() -> None:
+        if not done:
+            done.append(True)
+            release()
+
+    return call
+
+
+def _held(stream: AsyncIterator[bytes], release: Callable[[], None]) -> AsyncIterator[bytes]:
+    """`stream`, then `release` however it ends (done, client gone, server stopping, or never started)."""
+
+    async def run() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            release()
+
+    iterator = run()
+    weakref.finalize(iterator, release)  # a response never sent never starts it: release when it is dropped
+    return iterator
 
 
 async def _changes(
