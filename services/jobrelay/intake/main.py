@@ -15,6 +15,7 @@ from jobrelay.http import health_router, install_problem_handlers, serve
 from jobrelay.http.auth import Authenticator
 from jobrelay.intake.accept import Intake
 from jobrelay.intake.api import jobs_router
+from jobrelay.intake.backlog import BacklogMonitor
 from jobrelay.intake.broker import BrokerLink
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.store import IdempotencyStore
@@ -45,10 +46,17 @@ class Components:
     """What the lifespan built, for /readyz (empty until start-up ran)."""
 
     link: BrokerLink | None = None
+    backlog: BacklogMonitor | None = None
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        """Ready while the producer is connected."""
-        return self.link.readiness() if self.link else (False, {"kafka": "starting"})
+        """Ready while the producer is connected; with the processors' backlog for operators."""
+        if self.link is None:
+            return False, {"kafka": "starting"}
+        ready, details = self.link.readiness()
+        latest = self.backlog.latest if self.backlog is not None else None
+        if latest is not None:
+            details = {**details, "backlog": latest.records, "drain_per_s": round(latest.drain_per_s, 1)}
+        return ready, details
 
 
 def create_app(
@@ -59,7 +67,7 @@ def create_app(
     authenticator = Authenticator(auth or AuthSettings())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake | BacklogMonitor | None]]:
         async with AsyncExitStack() as stack:
             # Every replica derives idempotent job ids with the same secret: made once, kept in the key file.
             KeyFile(authenticator.settings.keys_file).ensure_id_secret()
@@ -73,7 +81,14 @@ def create_app(
                 flush_timeout=config["message.timeout.ms"] / 1000,
             )
             components.link = await stack.enter_async_context(link.running())
-            yield {"intake": Intake(link, store, settings.publish_timeout_s)}
+            backlog = None
+            if settings.max_backlog > 0:
+                monitor = BacklogMonitor(
+                    kafka, topics.requested, settings.processor_group_id, interval=settings.backlog_interval_s
+                )
+                backlog = await stack.enter_async_context(monitor.running())
+            components.backlog = backlog
+            yield {"intake": Intake(link, store, settings.publish_timeout_s), "backlog": backlog}
             components.link = None
 
     app = FastAPI(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from jobrelay.http.problems import TYPE_BASE, Problem
 from jobrelay.sdk.errors import InvalidJobRequest
 
-__all__ = ["MAX_KEY_LENGTH", "check_header", "check_media_type", "conflict", "invalid", "too_large", "unavailable"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "check_header",
+    "check_media_type",
+    "conflict",
+    "invalid",
+    "overloaded",
+    "too_large",
+    "unavailable",
+]
 
 MAX_KEY_LENGTH = 255
 
@@ -89,4 +98,17 @@ def unavailable(reason: str, retry_after: int) -> Problem:
         detail,
         type_=f"{TYPE_BASE}broker-unavailable",
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+def overloaded(backlog: int, threshold: int, retry_after: int) -> Problem:
+    """503 with Retry-After: the processors are too far behind to take more work now; nothing was accepted."""
+    return Problem(
+        503,
+        "Too much work waiting",
+        f"the job was not accepted: {backlog} requests are waiting for a processor (the limit is {threshold}); "
+        f"retry in {retry_after}s",
+        type_=f"{TYPE_BASE}overloaded",
+        headers={"Retry-After": str(retry_after)},
+        backlog=backlog,
     )

@@ -37,6 +37,15 @@ class IntakeSettings(BaseSettings):
     submits_burst: float = Field(
         default=2000, ge=1, description="Submissions a tenant may make at once above its rate."
     )
+    max_backlog: int = Field(
+        default=100_000,
+        ge=0,
+        description="Records the processors may be behind on job-requested before POST answers 503 (0: off).",
+    )
+    processor_group_id: str = Field(
+        default="jobrelay-processor", description="The processors' consumer group, whose backlog is watched."
+    )
+    backlog_interval_s: float = Field(default=1.0, gt=0, description="How often the backlog is measured.")
     default_expires_in_s: float = Field(
         default=86_400.0,
         ge=0,

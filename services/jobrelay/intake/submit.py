@@ -26,7 +26,16 @@ from jobrelay.http.auth import Authenticator, require
 from jobrelay.http.limits import Buckets
 from jobrelay.http.problems import PROBLEM_JSON, Problem
 from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
-from jobrelay.intake.problems import check_header, check_media_type, conflict, invalid, too_large, unavailable
+from jobrelay.intake.backlog import Backlog, BacklogMonitor
+from jobrelay.intake.problems import (
+    check_header,
+    check_media_type,
+    conflict,
+    invalid,
+    overloaded,
+    too_large,
+    unavailable,
+)
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.observability.logging import get_logger
 from jobrelay.sdk.errors import InvalidJobRequest
@@ -69,7 +78,8 @@ class SubmitHandler:
             f"POST {ROUTE}", context=context, kind=SpanKind.SERVER, attributes=_SPAN_ATTRIBUTES
         ) as span:
             try:
-                status, body, extra = await self._answer(scope["state"]["intake"], headers, receive)
+                state = scope["state"]
+                status, body, extra = await self._answer(state["intake"], state.get("backlog"), headers, receive)
             except ClientGone:
                 return
             span.set_attribute("http.response.status_code", status)
@@ -80,10 +90,13 @@ class SubmitHandler:
         await send({"type": "http.response.start", "status": status, "headers": start})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, intake: Intake, headers: dict[str, str], receive: Receive) -> Answer:
+    async def _answer(
+        self, intake: Intake, backlog: BacklogMonitor | None, headers: dict[str, str], receive: Receive
+    ) -> Answer:
         started = time.perf_counter()
+        latest = backlog.latest if backlog is not None else None
         try:
-            job_id, replayed = await self._submit(intake, headers, receive)
+            job_id, replayed = await self._submit(intake, latest, headers, receive)
         except Problem as problem:
             REQUESTS.labels(str(problem.status)).inc()
             return _problem(problem)
@@ -94,11 +107,15 @@ class SubmitHandler:
             return _problem(Problem(500, "Internal server error", type(exc).__name__))
         (_REPLAYED if replayed else _ACCEPTED).inc()
         ACCEPT_SECONDS.observe(time.perf_counter() - started)
-        return self._accepted(job_id, replayed)
+        return self._accepted(job_id, replayed, latest)
 
-    async def _submit(self, intake: Intake, headers: dict[str, str], receive: Receive) -> tuple[str, bool]:
+    async def _submit(
+        self, intake: Intake, backlog: Backlog | None, headers: dict[str, str], receive: Receive
+    ) -> tuple[str, bool]:
         caller = require(self._auth.principal(headers), KeyScope.SUBMIT)  # before the body is read
         self._submits.take(caller.tenant)
+        if backlog is not None and backlog.records > self._settings.max_backlog:
+            raise overloaded(backlog.records, self._settings.max_backlog, backlog.wait_s())
         key, client = headers.get("idempotency-key"), headers.get(self._client_key)
         check_header("Idempotency-Key", key)
         if caller.key_id is None:  # behind a gateway: the client id is the gateway's word
@@ -128,12 +145,15 @@ class SubmitHandler:
         log.info("job accepted", job_id=event.job_id, job_type=event.job_type, replayed=accepted.replayed)
         return accepted.job_id, accepted.replayed
 
-    def _accepted(self, job_id: str, replayed: bool) -> Answer:
+    def _accepted(self, job_id: str, replayed: bool, backlog: Backlog | None) -> Answer:
         job_url = self._jobs_url + job_id
         # `cancel` is the status URL itself: DELETE on it (the status projector sends the request through Kafka).
         links = {"status": job_url, "result": f"{job_url}/result", "events": f"{job_url}/events", "cancel": job_url}
         body = orjson.dumps({"id": job_id, "status": "accepted", "links": links})
-        extra = [(b"location", job_url.encode()), (b"retry-after", self._poll_after)]
+        poll_after = self._poll_after
+        if backlog is not None and backlog.drain_per_s > 0:  # a backlog ahead: the first poll waits for it
+            poll_after = str(max(self._settings.poll_after_s, backlog.wait_s())).encode()
+        extra = [(b"location", job_url.encode()), (b"retry-after", poll_after)]
         if replayed:
             extra.append((b"idempotent-replayed", b"true"))
         return 202, body, extra
