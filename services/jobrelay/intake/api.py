@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,6 +47,7 @@ def _problem_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
+BEARER = HTTPBearer(auto_error=False, description="An API key: `jobrelay keys add TENANT` prints one.")
 RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Accepted: the JobRequested record is on Kafka (acks=all).",
@@ -59,11 +61,25 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     400: _problem_doc("Malformed JSON, or a bad Idempotency-Key or client id header."),
+    401: {
+        **_problem_doc("No API key, or an unknown or revoked one (`Authorization: Bearer <key>`)."),
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    },
+    403: _problem_doc("The API key lacks the `submit` scope."),
+    429: {
+        **_problem_doc("The tenant submits faster than its rate allows; retry after Retry-After."),
+        "headers": {
+            "Retry-After": {"description": "Seconds until a submission is allowed.", "schema": {"type": "integer"}}
+        },
+    },
     413: _problem_doc("The request body or the payload is larger than allowed."),
     415: _problem_doc("The body is not application/json."),
     422: _problem_doc("A field breaks the rules, or the Idempotency-Key was used for a different request."),
     503: {
-        **_problem_doc("Kafka is unreachable or too slow: nothing was accepted. Retry later."),
+        **_problem_doc(
+            "Kafka is unreachable or too slow, or the processors' backlog is past the admission threshold "
+            "(type …/overloaded). Retry after Retry-After (with the same Idempotency-Key it is always safe)."
+        ),
         "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
     },
 }
@@ -84,6 +100,7 @@ def jobs_router(handler: SubmitHandler) -> APIRouter:
 
     @router.post(
         ROUTE,
+        dependencies=[Depends(BEARER)],
         status_code=202,
         response_model=AcceptedBody,
         responses=RESPONSES,

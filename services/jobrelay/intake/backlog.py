@@ -70,6 +70,14 @@ class BacklogMonitor:
                 await task
 
     async def _watch(self) -> None:
+        while True:  # a broker that is away (at start-up too): keep the last figure, connect again
+            try:
+                await self._measure_until_it_fails()
+            except Exception as exc:  # noqa: BLE001 - whatever the clients raise, the intake keeps serving
+                log.warning("backlog not measured", error=repr(exc))
+            await asyncio.sleep(self.interval)  # the measuring period, not a wait for a condition
+
+    async def _measure_until_it_fails(self) -> None:
         admin = make_admin(self.kafka, "intake-backlog")
         consumer = make_consumer(self.kafka, "intake-backlog")  # end offsets only: never assigned
         try:
@@ -77,14 +85,13 @@ class BacklogMonitor:
             await consumer.start()
             partitions = await topic_partitions(consumer, self.topic)
             while True:
-                try:
-                    await self.measure(admin, consumer, partitions)
-                except Exception as exc:  # noqa: BLE001 - a broker that is away: keep the last figure, try again
-                    log.warning("backlog not measured", error=repr(exc))
-                await asyncio.sleep(self.interval)  # the measuring period, not a wait for a condition
+                await self.measure(admin, consumer, partitions)
+                await asyncio.sleep(self.interval)
         finally:
-            await consumer.stop()
-            await admin.close()
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
 
     async def measure(
         self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPBearer
 
 from jobrelay.http.auth import Authenticator, require
 from jobrelay.http.limits import Buckets, StreamSlots
@@ -41,7 +42,7 @@ from jobrelay.projector.views import (
 )
 from jobrelay.security.keys import Principal, Scope
 
-__all__ = ["Context", "find", "find_for", "jobs_router", "parse_wait"]
+__all__ = ["AUTH_RESPONSES", "BEARER", "Context", "find", "find_for", "jobs_router", "parse_wait"]
 
 StatusName = Literal["accepted", "running", "retrying", "stalled", "succeeded", "failed", "cancelled", "expired"]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
@@ -131,6 +132,12 @@ def _problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": {"type": "object"}}}}
 
 
+BEARER = HTTPBearer(auto_error=False, description="An API key: `jobrelay keys add TENANT` prints one.")
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem_response("No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)."),
+    403: _problem_response("The API key lacks the scope (`read`; `cancel` to cancel or re-run)."),
+    429: _problem_response("Past the key's request rate, or the tenant's cap on open long-polls and streams."),
+}
 _CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "The cancel was taken (or had been): the status document, with `cancel_requested_at`."},
     404: _problem_response("No such job (truthful: the view caught up with the job's partition first)."),
@@ -151,7 +158,7 @@ _RETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def jobs_router(context: Context) -> APIRouter:
     """`/v1/jobs…` routes bound to `context`."""
-    router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+    router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(BEARER)], responses=AUTH_RESPONSES)
     runtime_dep = Annotated[Runtime, Depends(context.get)]
     reader = Annotated[Principal, Depends(context.reader)]
     canceller = Annotated[Principal, Depends(context.canceller)]

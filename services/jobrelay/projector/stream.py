@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from jobrelay.jobs.state import JobStatus
-from jobrelay.projector.api import Context, find_for
+from jobrelay.projector.api import AUTH_RESPONSES, BEARER, Context, find_for
 from jobrelay.projector.runtime import Runtime
 from jobrelay.projector.store.rows import JobRow
 from jobrelay.security.keys import Principal
@@ -45,7 +45,7 @@ def _last_id(value: str | None) -> int:
 
 def events_router(context: Context, draw: Callable[[JobRow, Request], dict[str, Any]]) -> APIRouter:
     """The SSE route bound to `context`; `draw` renders a row."""
-    router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+    router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(BEARER)], responses=AUTH_RESPONSES)
 
     @router.get("/{job_id}/events", summary="The job's changes as Server-Sent Events (Last-Event-ID resumes)")
     async def job_events(

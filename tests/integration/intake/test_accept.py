@@ -146,7 +146,12 @@ async def test_readiness_and_metrics(intake_url: str) -> None:
         ready = await http.get("/readyz")
         metrics = (await http.get("/metrics")).text
         healthy = await http.get("/healthz")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "kafka": "connected"}
+    assert ready.status_code == 200 and ready.json() | {"backlog": 0, "drain_per_s": 0.0} == {
+        "ready": True,
+        "kafka": "connected",
+        "backlog": 0,  # the processors' backlog, once measured (nothing was submitted)
+        "drain_per_s": 0.0,
+    }
     assert healthy.status_code == 200
     assert 'jobrelay_intake_requests_total{outcome="accepted"}' in metrics
     assert "jobrelay_intake_accept_seconds_bucket" in metrics
