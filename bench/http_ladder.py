@@ -60,6 +60,7 @@ class HttpSystem:
     server_pid: int  # the process (with its children) whose CPU per request goes in the notes
     ends: Ends
     server: str = "intake"
+    headers: tuple[str, ...] = ()  # sent with every request
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ def load_result(hits: Sequence[Hit], ends: Mapping[int, float], rate: float | No
 
 def _spec(system: HttpSystem, rate: float | None, duration: float) -> Attack:
     connections = SATURATION_CONNECTIONS if rate is None else OPEN_CONNECTIONS
-    return Attack(system.url, system.body, duration, rate, connections)
+    return Attack(system.url, system.body, duration, rate, connections, headers=system.headers)
 
 
 async def _step(
@@ -133,6 +134,21 @@ async def _step(
     ends = await system.ends(done.hits, wait_s)
     planned = round(rate * duration) if rate else len(done.hits)
     return load_result(done.hits, ends, rate, planned), cost
+
+
+async def http_open_rows(
+    generator: Path, system: HttpSystem, labels: Labels, run: int, plan: Plan, workdir: Path, rates: tuple[float, ...]
+) -> list[Measurement]:
+    """A short warm-up, then one open-loop row per offered load in `rates` (no saturation, no climb)."""
+    await _step(generator, system, workdir, min(rates), 1.0, plan.drain_timeout)
+    rows = []
+    for rate in rates:
+        duration = min(plan.open_duration, plan.max_jobs_per_step / rate)
+        result, cost = await _step(generator, system, workdir, rate, duration, plan.drain_timeout)
+        rows.append(
+            to_row(labels, run, result, plan, f"httpgen open loop, {duration:g} s; {cost_note(cost, system.server)}")
+        )
+    return rows
 
 
 async def http_climb(

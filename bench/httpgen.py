@@ -93,6 +93,7 @@ class Attack:
     rate: float | None  # None: saturation
     connections: int  # keep-alive connections = requests in flight at most
     timeout_s: float = 30.0
+    headers: tuple[str, ...] = ()  # "Name: value", sent with every request (e.g. an API key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,7 @@ def attack_args(spec: Attack, body: Path, output: Path) -> list[str]:
     return [
         f"-addr={address}", f"-path=/{path}", f"-body={body}", f"-rate={spec.rate or 0:g}",
         f"-duration={spec.duration:g}s", f"-connections={spec.connections}", f"-timeout={spec.timeout_s:g}s",
-        f"-out={output}",
+        f"-out={output}", *(f"-header={h}" for h in spec.headers),
     ]  # fmt: skip
 
 

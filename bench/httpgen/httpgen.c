@@ -191,6 +191,7 @@ static void write_csv(const char *path) {
 
 int main(int argc, char **argv) {
     const char *addr = "127.0.0.1:8000", *path = "/v1/jobs", *body_file = NULL, *out = "-";
+    char extra[1024] = ""; /* -header=Name: value, repeatable: sent with every request */
     double rate = 0, duration = 5, timeout = 30;
     int connections = 64;
     for (int i = 1; i < argc; i++) {
@@ -205,6 +206,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-connections")) connections = atoi(v);
         else if (!strcmp(a, "-timeout")) timeout = parse_seconds(v);
         else if (!strcmp(a, "-out")) out = v;
+        else if (!strcmp(a, "-header")) {
+            if (strlen(extra) + strlen(v) + 3 > sizeof extra) { fprintf(stderr, "httpgen: headers too long\n"); return 2; }
+            strcat(extra, v);
+            strcat(extra, "\r\n");
+        }
         else { fprintf(stderr, "httpgen: unknown flag %s\n", a); return 2; }
     }
     char host[64];
@@ -221,9 +227,9 @@ int main(int argc, char **argv) {
 
     size_t body_len;
     char *body = read_file(body_file, &body_len);
-    request = malloc(BUF + 512);
-    int head = snprintf(request, 512, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                        path, addr, body_len);
+    request = malloc(BUF + 2048);
+    int head = snprintf(request, 2048, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n",
+                        path, addr, extra, body_len);
     memcpy(request + head, body, body_len);
     request_len = (size_t)head + body_len;
 

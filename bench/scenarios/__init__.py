@@ -21,6 +21,7 @@ _MODULES: dict[str, str] = {
     "jobrelay-http": "bench.scenarios.jobrelay_http",
     "jobrelay-publisher": "bench.scenarios.jobrelay_publisher",
     "intake-only": "bench.scenarios.intake_only",
+    "intake-auth": "bench.scenarios.intake_auth",
     "projector-rebuild": "bench.scenarios.projector_rebuild",
     "processor-memory": "bench.scenarios.processor_memory",
     "cancel": "bench.scenarios.cancel",
