@@ -64,6 +64,7 @@ def test_compose_runs_the_four_services_and_the_topic_init() -> None:
         "processor": ["jobrelay", "processor"],
         "projector": ["jobrelay", "projector"],
         "notifier": ["jobrelay", "notifier"],
+        "keys": ["jobrelay", "keys", "list"],  # a tool (profile "tools"): `docker compose run --rm keys …`
     }
     assert {"kafka", "schema-registry", "jaeger", "postgres"} <= set(compose()["services"])
 
