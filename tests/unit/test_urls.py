@@ -20,6 +20,13 @@ DEFAULT = UrlPolicy()
         ("https://100.64.0.1/hook", "100.64.0.1"),
         ("https://[::ffff:127.0.0.1]/hook", "::ffff:7f00:1"),
         ("https://[fd00:ec2::254]/hook", "fd00:ec2::254"),
+        # IPv6 forms that carry an IPv4 address `ipaddress` alone would call global (an outside probe's finds)
+        ("https://[64:ff9b::169.254.169.254]/", "64:ff9b::a9fe:a9fe"),
+        ("https://[64:ff9b::10.0.0.1]/", "64:ff9b::a00:1"),
+        ("https://[64:ff9b:1::7f00:1]/", "64:ff9b:1::7f00:1"),
+        ("https://[2002:a9fe:a9fe::]/", "2002:a9fe:a9fe::"),
+        ("https://[::127.0.0.1]/", "::7f00:1"),
+        ("https://[::ffff:0:169.254.169.254]/", "::ffff:0:a9fe:a9fe"),
         ("https://224.0.0.1/hook", "224.0.0.1"),
         ("https://0.0.0.0/hook", "0.0.0.0"),
         ("https://localhost/hook", "localhost resolves to"),
@@ -50,3 +57,8 @@ async def test_allow_listed_network_permits_loopback_over_http() -> None:
 async def test_allow_listed_host_name_is_trusted() -> None:
     policy = UrlPolicy.from_lists(hosts=["localhost"])
     assert await check_url("https://localhost/hook", policy)
+
+
+async def test_ipv6_forms_of_a_public_ipv4_address_stay_allowed() -> None:
+    for url in ("https://[64:ff9b::93.184.215.14]/", "https://[2002:5db8:d70e::1]/"):
+        assert await check_url(url, DEFAULT), url

@@ -3,8 +3,11 @@
 A callback URL must be https (http only when allowed), carry no credentials, and every address
 its host resolves to must be globally routable: no loopback, private, link-local (cloud metadata
 lives at 169.254.169.254 and fd00:ec2::254), shared, multicast, reserved or unspecified
-addresses, including IPv4 addresses mapped into IPv6. Operators allow-list exceptions by
-network (`127.0.0.1/32`) or host name.
+addresses. An IPv6 address that carries an IPv4 one — mapped (`::ffff:a.b.c.d`), translated
+(`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`),
+Teredo — is judged by the IPv4 address inside too, which Python's `ipaddress` alone would call
+global; the NAT64 local-use prefix (`64:ff9b:1::/48`) is refused whole. Operators allow-list
+exceptions by network (`127.0.0.1/32`) or host name.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-__all__ = ["UnresolvableHostError", "UnsafeURLError", "UrlPolicy", "check_url", "check_url_syntax", "forbidden_address"]
+__all__ = [
+    "UnresolvableHostError",
+    "UnsafeURLError",
+    "UrlPolicy",
+    "check_url",
+    "check_url_syntax",
+    "embedded_ipv4",
+    "forbidden_address",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,10 +68,34 @@ class UrlPolicy:
         return any(address in net for net in self.allowed_networks) or not forbidden_address(address)
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the low 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use, the embedding varies
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 IPv4-translated
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated IPv4-compatible (:: and ::1 aside)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, translated, compatible, NAT64, 6to4, Teredo)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64 or address in _TRANSLATED or (address in _COMPATIBLE and int(address) > 1):
+        found.append(low)
+    return found
+
+
 def forbidden_address(address: IPAddress) -> bool:
-    """Whether an address is not globally routable (or is multicast)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return forbidden_address(address.ipv4_mapped)
+    """Whether an address is not globally routable (or is multicast), or carries an IPv4 address that is not."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return True
+        if any(forbidden_address(inner) for inner in embedded_ipv4(address)):
+            return True
     return not address.is_global or address.is_multicast or address.is_unspecified
 
 

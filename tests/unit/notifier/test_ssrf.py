@@ -22,6 +22,11 @@ INTERNAL = [
     "https://10.0.0.1/hook",
     "https://localhost:8443/hook",
     "https://[::ffff:10.0.0.1]/hook",  # IPv4 mapped into IPv6
+    "https://[64:ff9b::169.254.169.254]/",  # NAT64 of the metadata address
+    "https://[64:ff9b:1::7f00:1]/",  # NAT64 local use
+    "https://[2002:a9fe:a9fe::]/",  # 6to4 of 169.254.169.254
+    "https://[::127.0.0.1]/",  # IPv4-compatible
+    "https://[::ffff:0:169.254.169.254]/",  # IPv4-translated
 ]
 
 
