@@ -72,7 +72,8 @@ def main() -> None:
     asyncio.run(publish(kafka, topics, args.jobs))
     env = os.environ | {"JOBRELAY_TOPICS_PREFIX": topics.prefix, "JOBRELAY_TOPICS_PARTITIONS": "12",
                         "JOBRELAY_PROCESSOR_PORT": "0", "JOBRELAY_PROCESSOR_GROUP_ID": f"{topics.prefix}processor",
-                        "JOBRELAY_LOG_LEVEL": "WARNING"}  # fmt: skip
+                        "JOBRELAY_LOG_LEVEL": "WARNING",
+                        "JOBRELAY_PROCESSOR_HANDLER_MODULES": "jobrelay.processor.demo"}  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "jobrelay.processor"], env=env)
     try:

@@ -31,6 +31,8 @@ from jobrelay.observability.tracing import configure_tracing
 # header, as before API keys existed), with a key file of the session's own; the tests of API
 # keys (tests/integration/test_auth.py) and the dev stack (tests/e2e) use keys, as `make run` does.
 os.environ.setdefault("JOBRELAY_AUTH", "gateway")
+# demo.sleep's `record` (which attempts ran) writes only inside this folder; tests record under tmp_path.
+os.environ.setdefault("JOBRELAY_DEMO_RECORD_DIR", tempfile.gettempdir())
 os.environ.setdefault("JOBRELAY_AUTH_KEYS_FILE", os.path.join(tempfile.mkdtemp(prefix="jobrelay-keys-"), "keys.json"))
 
 

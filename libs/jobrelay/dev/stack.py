@@ -168,6 +168,7 @@ class Stack:
             "JOBRELAY_NOTIFIER_DATABASE": str(self.run_dir / "notifier.sqlite3"),
             "JOBRELAY_NOTIFIER_SIGNING_SECRETS": self.signing_secret(),
             "JOBRELAY_AUTH_KEYS_FILE": str(self.keys_file),
+            "JOBRELAY_PROCESSOR_HANDLER_MODULES": "jobrelay.processor.demo",  # for trying it out; not a default
         }
 
     @property

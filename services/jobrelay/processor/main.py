@@ -73,6 +73,8 @@ async def run(config: Config) -> int:
     configure_logging("processor", config.observability.log_level, config.observability.log_format)
     configure_tracing("jobrelay-processor", config.observability.otlp_endpoint)
     registry = load_registry(config.processor.handler_modules)
+    if not registry.types():
+        log.warning("no job handlers: set JOBRELAY_PROCESSOR_HANDLER_MODULES; every job fails as unknown_type")
     app = create_app(config, registry)
     await serve(app, config.processor.host, config.processor.port, grace=config.processor.shutdown_grace_s)
     engine = app.state.processor.engine

@@ -27,8 +27,9 @@ class ProcessorSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address of the health/metrics HTTP server.")
     port: int = Field(default=8003, ge=0, le=65535, description="Port of the health/metrics HTTP server.")
     handler_modules: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("jobrelay.processor.demo",),
-        description="Comma-separated dotted module paths whose @handler functions are registered.",
+        default=(),
+        description="Comma-separated dotted module paths whose @handler functions are registered "
+        "(`make run` adds the demo handlers, jobrelay.processor.demo; a deployment names its own).",
     )
     group_id: str = Field(default="jobrelay-processor", description="Kafka consumer group of the processors.")
     transactional_id_prefix: str = Field(

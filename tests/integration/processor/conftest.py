@@ -39,6 +39,7 @@ FAST: dict[str, Any] = {
     "session_timeout_ms": 6000,
     "rebalance_grace_s": 5.0,
     "shutdown_grace_s": 10.0,
+    "handler_modules": ("jobrelay.processor.demo",),  # not registered by default: tests name them
 }
 
 
@@ -184,6 +185,7 @@ def spawn(
             "JOBRELAY_TOPICS_PREFIX": topics.prefix,
             "JOBRELAY_TOPICS_PARTITIONS": str(topics.partitions),
             "JOBRELAY_LOG_FORMAT": "json",
+            "JOBRELAY_DEMO_RECORD_DIR": os.environ["JOBRELAY_DEMO_RECORD_DIR"],
         }
         fields = processor_settings.model_dump(exclude={"worker_id"}) | {"port": port} | overrides
         for name, value in fields.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from jobrelay.jobs.sequence import terminal_sequence
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.loop import Received
 from jobrelay.processor.admission import admit
-from jobrelay.processor.handlers import Job, Progress, Registry, handler, load_registry
+from jobrelay.processor.handlers import Job, PermanentError, Progress, Registry, handler, load_registry
 from jobrelay.processor.runner import backoff
 from jobrelay.processor.settings import ProcessorSettings
 
@@ -119,3 +120,35 @@ async def test_demo_fail_fails_until_the_given_attempt() -> None:
     job = Job(id="j", type="demo.fail", payload={"fail_attempts": 1}, attempt=2, max_attempts=3, deadline=utcnow())
     assert await demo.fail(job, progress) == {"succeeded_on_attempt": 2}
     assert json.dumps(await demo.echo(job, progress)) == '{"fail_attempts": 1}'
+
+
+def test_a_processor_with_default_settings_registers_no_demo_handler() -> None:
+    assert ProcessorSettings().handler_modules == ()
+    assert load_registry(ProcessorSettings().handler_modules).types() == []
+
+
+async def _no_progress(percent: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+def _sleep_job(payload: dict[str, Any]) -> Job:
+    return Job(id="j-1", type="demo.sleep", payload=payload, attempt=1, max_attempts=3, deadline=utcnow())
+
+
+async def test_demo_sleep_records_only_inside_the_allowed_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobrelay.processor import demo
+
+    outside = tmp_path / "elsewhere.txt"
+    monkeypatch.setenv("JOBRELAY_DEMO_RECORD_DIR", str(tmp_path / "allowed"))
+    (tmp_path / "allowed").mkdir()
+    for target in (str(outside), "../elsewhere.txt", "/etc/passwd"):
+        with pytest.raises(PermanentError, match="inside"):
+            await demo.sleep(_sleep_job({"seconds": 0, "record": target}), _no_progress)
+    assert not outside.exists()
+    await demo.sleep(_sleep_job({"seconds": 0, "record": "ran.txt"}), _no_progress)
+    assert (tmp_path / "allowed" / "ran.txt").read_text() == "j-1 1\n"
+    monkeypatch.delenv("JOBRELAY_DEMO_RECORD_DIR")
+    with pytest.raises(PermanentError, match="off"):
+        await demo.sleep(_sleep_job({"seconds": 0, "record": "ran.txt"}), _no_progress)
