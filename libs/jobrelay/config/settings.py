@@ -12,7 +12,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LOCAL_POSTGRES_DSN", "AuthSettings", "KafkaSettings", "ObservabilitySettings", "TopicSettings"]
+__all__ = [
+    "LOCAL_POSTGRES_DSN",
+    "AuthSettings",
+    "HttpSettings",
+    "KafkaSettings",
+    "ObservabilitySettings",
+    "TopicSettings",
+]
 
 LOCAL_POSTGRES_DSN = "postgresql://jobrelay@127.0.0.1:54329/jobrelay"
 """The database of `jobrelay dev postgres up`: where the stores go by default when switched to PostgreSQL."""
@@ -115,4 +122,18 @@ class AuthSettings(BaseSettings):
     reload_s: float = Field(default=1.0, gt=0, description="How often the key file is checked for changes.")
     tenant_header: str = Field(
         default="X-Client-Id", description="gateway mode: the header naming the tenant (absent: `anonymous`)."
+    )
+
+
+class HttpSettings(BaseSettings):
+    """Limits of every HTTP server (intake, status projector, the health endpoints of the others)."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_HTTP_", frozen=True, extra="ignore")
+
+    max_head_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request head (request line and headers); 431 past it."
+    )
+    max_headers: int = Field(default=100, ge=8, description="Most header fields in a request; 431 past it.")
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Time a request body may take to arrive after its head; then 408 and close."
     )

@@ -21,7 +21,10 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
-__all__ = ["run_service", "serve"]
+from jobrelay.config.settings import HttpSettings
+from jobrelay.http.protocol import HttpLimits, limited_protocol
+
+__all__ = ["run_service", "serve", "server_config"]
 
 T = TypeVar("T")
 
@@ -31,12 +34,13 @@ def run_service(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0, sock: socket.socket | None = None) -> None:
-    """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down.
-
-    `sock`: listen on this bound socket instead of host:port (a worker of several sharing a port).
-    """
-    config = uvicorn.Config(
+def server_config(
+    app: Any, host: str, port: int, *, grace: float = 30.0, limits: HttpSettings | None = None
+) -> uvicorn.Config:
+    """uvicorn's configuration of a service: httptools with the request limits (`HttpSettings`)."""
+    http = limits or HttpSettings()
+    protocol = limited_protocol(HttpLimits(http.max_head_bytes, http.max_headers, http.body_timeout_s))
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -45,8 +49,16 @@ async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0, sock
         timeout_graceful_shutdown=int(grace),
         lifespan="on",
         loop="none",  # the running loop (uvloop, from run_service) is used as it is
-        http="httptools",
+        http=protocol,
     )
+
+
+async def serve(app: FastAPI, host: str, port: int, *, grace: float = 30.0, sock: socket.socket | None = None) -> None:
+    """Serve `app` until SIGTERM/SIGINT; returns after the lifespan shut down.
+
+    `sock`: listen on this bound socket instead of host:port (a worker of several sharing a port).
+    """
+    config = server_config(app, host, port, grace=grace)
     if threading.current_thread() is threading.main_thread():
         # uvicorn restores the previous handlers and re-raises the signal it handled once it has
         # shut down gracefully; with the default disposition that would end us with -15.

@@ -69,9 +69,12 @@ class JobSubmission(BaseModel):
     )
     payload: JsonValue = Field(description="The job's input, any JSON value (required; may be null).")
     callback_url: str | None = Field(default=None, description="https URL that receives the outcome as a webhook.")
-    timeout_s: float | None = Field(default=None, gt=0, description="Per-attempt time limit in seconds.")
+    # Strict: a boolean, a number in a string or 1e1 for an integer is refused, never coerced.
+    timeout_s: float | None = Field(default=None, gt=0, strict=True, description="Per-attempt time limit in seconds.")
     expires_at: AwareDatetime | None = Field(default=None, description="Do not start the job after this instant.")
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, description="Attempts before the job fails.")
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS, ge=1, strict=True, description="Attempts before the job fails."
+    )
 
     @classmethod
     def parse(cls, body: bytes | str | dict[str, Any], limits: RequestLimits | None = None) -> Self:

@@ -12,7 +12,7 @@ from pydantic import AliasChoices
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, HttpSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.processor.settings import ProcessorSettings
@@ -25,6 +25,7 @@ SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("Topics (every service)", TopicSettings),
     ("Logs and traces (every service)", ObservabilitySettings),
     ("Authentication (intake, status projector, notifier)", AuthSettings),
+    ("HTTP limits (every service)", HttpSettings),
     ("Intake", IntakeSettings),
     ("Processor", ProcessorSettings),
     ("Status projector", ProjectorSettings),

@@ -85,6 +85,12 @@ FIELD_CASES: list[tuple[str, Any, int, str]] = [
     ("timeout_s negative", _job(timeout_s=-5), 422, "body.timeout_s"),
     ("timeout_s over the bound", _job(timeout_s=3601), 422, "body.timeout_s"),
     ("timeout_s not a number", _job(timeout_s="soon"), 422, "body.timeout_s"),
+    # strict types (an outside probe found these coerced): no booleans, no numbers in strings, no 1e1 for an int
+    ("timeout_s a boolean", _job(timeout_s=True), 422, "body.timeout_s"),
+    ("timeout_s a numeric string", _job(timeout_s="30"), 422, "body.timeout_s"),
+    ("max_attempts a boolean", _job(max_attempts=True), 422, "body.max_attempts"),
+    ("max_attempts a numeric string", _job(max_attempts="3"), 422, "body.max_attempts"),
+    ("max_attempts a float", _job(max_attempts=1e1), 422, "body.max_attempts"),
     ("max_attempts zero", _job(max_attempts=0), 422, "body.max_attempts"),
     ("max_attempts over the bound", _job(max_attempts=11), 422, "body.max_attempts"),
     ("expires_at in the past", _job(expires_at="2020-01-01T00:00:00Z"), 422, "body.expires_at"),
