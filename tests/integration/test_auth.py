@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobrelay.config.settings import AuthSettings, KafkaSettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, CorsSettings, KafkaSettings, TopicSettings
 from jobrelay.intake.main import create_app as intake_app
 from jobrelay.jobs.events import JobRequested
 from jobrelay.projector.main import create_app as projector_app
@@ -66,13 +66,15 @@ async def _start(
     tmp: Path,
     intake_overrides: dict[str, Any] | None = None,
     projector_overrides: dict[str, Any] | None = None,
+    cors: CorsSettings | None = None,
 ) -> Secured:
     auth = AuthSettings(mode="keys", keys_file=tmp / "keys.json", reload_s=0.2)
+    cors = cors or CorsSettings(origins=())
     defaults: dict[str, Any] = {"db_path": tmp / "view.sqlite", "lag_interval_s": 0.2, "catch_up_timeout_s": 20}
     settings = ProjectorSettings(**(defaults | (projector_overrides or {})))
-    status = await _serve(stack, projector_app(settings, kafka, topics, auth=auth))
+    status = await _serve(stack, projector_app(settings, kafka, topics, auth=auth, cors=cors))
     intake_config = intake_settings(tmp, status_base_url=status, **(intake_overrides or {}))
-    intake = stack.enter_context(serving(intake_app(intake_config, kafka, topics, auth)))
+    intake = stack.enter_context(serving(intake_app(intake_config, kafka, topics, auth, cors)))
     wait_until(lambda: ready(intake), 60, "intake ready")
     return Secured(intake, status, auth.keys_file)
 
@@ -95,6 +97,19 @@ async def limited(kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path
             {"submits_per_s": 1, "submits_burst": 3},
             {"max_streams_per_tenant": 2, "max_streams": 3},
         )
+
+
+@pytest.fixture
+async def browser_facing(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> AsyncIterator[Secured]:
+    """CORS open to one origin, APP_ORIGIN."""
+    async with AsyncExitStack() as stack:
+        cors = CorsSettings(origins=(APP_ORIGIN,))
+        yield await _start(stack, kafka_settings, topics, tmp_path, cors=cors)
+
+
+APP_ORIGIN = "https://app.example.com"
 
 
 def _job(**fields: Any) -> dict[str, Any]:
@@ -254,3 +269,46 @@ async def test_open_streams_are_capped_per_tenant_and_in_all_and_free_up_when_th
         # every stream closed: the slots are free again (the server notices the disconnects)
         assert await _eventually(lambda: open_stream(a, jobs["acme"]), 200, deadline=10) < 10
         await streams.aclose()
+
+
+def _preflight(origin: str, method: str, headers: str = "authorization, content-type") -> dict[str, str]:
+    return {"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers}
+
+
+async def test_cors_lets_only_the_configured_origin_call_the_apis_from_a_browser(browser_facing: Secured) -> None:
+    key = browser_facing.key("web", "submit", "read", "cancel")
+    async with httpx.AsyncClient(timeout=30) as http:
+        submit_url = f"{browser_facing.intake}/v1/jobs"
+        asked = _preflight(APP_ORIGIN, "POST", "authorization, idempotency-key")
+        allowed = await http.options(submit_url, headers=asked)
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in allowed.headers
+        refused = await http.options(submit_url, headers=_preflight("https://evil.example", "POST"))
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+
+        origin = {"Origin": APP_ORIGIN}
+        accepted = await http.post(submit_url, json=_job(), headers=_bearer(key) | origin)
+        assert accepted.status_code == 202
+        assert accepted.headers["access-control-allow-origin"] == APP_ORIGIN
+        assert "location" in accepted.headers["access-control-expose-headers"].lower()
+        unauthenticated = await http.post(submit_url, json=_job(), headers=origin)
+        assert unauthenticated.status_code == 401  # and the page may read why
+        assert unauthenticated.headers["access-control-allow-origin"] == APP_ORIGIN
+
+        job_url = accepted.json()["links"]["status"]
+        cancel = await http.options(job_url, headers=_preflight(APP_ORIGIN, "DELETE", "authorization"))
+        assert cancel.status_code == 200 and "DELETE" in cancel.headers["access-control-allow-methods"]
+        status = await http.get(job_url, headers=_bearer(key) | origin)
+        assert status.status_code == 200 and status.headers["access-control-allow-origin"] == APP_ORIGIN
+        other = await http.get(job_url, headers=_bearer(key) | {"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers  # the browser hides the answer from that page
+
+
+async def test_cors_is_off_by_default(secured: Secured) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        for url in (f"{secured.intake}/v1/jobs", f"{secured.status}/v1/jobs"):
+            preflight = await http.options(url, headers=_preflight(APP_ORIGIN, "POST"))
+            assert "access-control-allow-origin" not in preflight.headers, url
+            assert preflight.status_code in (401, 405), (url, preflight.status_code)

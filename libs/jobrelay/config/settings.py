@@ -7,14 +7,15 @@ settings object is built once in `main.py` and handed down.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
     "LOCAL_POSTGRES_DSN",
     "AuthSettings",
+    "CorsSettings",
     "HttpSettings",
     "KafkaSettings",
     "ObservabilitySettings",
@@ -137,3 +138,23 @@ class HttpSettings(BaseSettings):
     body_timeout_s: float = Field(
         default=30.0, gt=0, description="Time a request body may take to arrive after its head; then 408 and close."
     )
+
+
+class CorsSettings(BaseSettings):
+    """Which browser origins may call the intake and the status projector (CORS); none by default."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_CORS_", frozen=True, extra="ignore")
+
+    origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated origins allowed to call the APIs from a browser, e.g. "
+        "`https://app.example.com`; `*` allows any; empty (the default): no cross-origin access.",
+    )
+    max_age_s: int = Field(default=600, ge=0, description="How long a browser may cache a preflight answer.")
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value

@@ -12,7 +12,14 @@ from pydantic import AliasChoices
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-from jobrelay.config.settings import AuthSettings, HttpSettings, KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import (
+    AuthSettings,
+    CorsSettings,
+    HttpSettings,
+    KafkaSettings,
+    ObservabilitySettings,
+    TopicSettings,
+)
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.notifier.settings import NotifierSettings
 from jobrelay.processor.settings import ProcessorSettings
@@ -26,6 +33,7 @@ SECTIONS: list[tuple[str, type[BaseSettings]]] = [
     ("Logs and traces (every service)", ObservabilitySettings),
     ("Authentication (intake, status projector, notifier)", AuthSettings),
     ("HTTP limits (every service)", HttpSettings),
+    ("Browser access (intake, status projector)", CorsSettings),
     ("Intake", IntakeSettings),
     ("Processor", ProcessorSettings),
     ("Status projector", ProjectorSettings),

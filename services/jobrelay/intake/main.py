@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, CorsSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
 from jobrelay.http.auth import Authenticator
+from jobrelay.http.cors import install_cors
 from jobrelay.intake.accept import Intake
 from jobrelay.intake.api import jobs_router
 from jobrelay.intake.backlog import BacklogMonitor
@@ -60,9 +61,16 @@ class Components:
 
 
 def create_app(
-    settings: IntakeSettings, kafka: KafkaSettings, topics: TopicSettings, auth: AuthSettings | None = None
+    settings: IntakeSettings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    auth: AuthSettings | None = None,
+    cors: CorsSettings | None = None,
 ) -> FastAPI:
-    """The intake's ASGI app; its lifespan connects to Kafka and opens the idempotency store."""
+    """The intake's ASGI app; its lifespan connects to Kafka and opens the idempotency store.
+
+    `auth` and `cors` default to the environment's (`JOBRELAY_AUTH*`, `JOBRELAY_CORS_*`).
+    """
     components = Components()
     authenticator = Authenticator(auth or AuthSettings())
 
@@ -105,6 +113,7 @@ def create_app(
     app.include_router(health_router(components.readiness))
     # The hot route skips FastAPI's routing and dependency solving (it makes its own span).
     app.add_middleware(SubmitRoute, handler=submit)
+    install_cors(app, cors or CorsSettings())  # outermost: preflights never reach the submit route
     return app
 
 

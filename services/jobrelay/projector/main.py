@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from jobrelay.config.settings import AuthSettings, KafkaSettings, ObservabilitySettings, TopicSettings
+from jobrelay.config.settings import AuthSettings, CorsSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
 from jobrelay.http.auth import Authenticator
+from jobrelay.http.cors import install_cors
 from jobrelay.jobs.state import status_at
 from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer, make_producer
 from jobrelay.messaging.topics import ensure_topics
@@ -59,8 +60,12 @@ def create_app(
     *,
     trace: bool = True,
     auth: AuthSettings | None = None,
+    cors: CorsSettings | None = None,
 ) -> FastAPI:
-    """The projector's ASGI app; its lifespan runs the consumer (`trace`: a span per applied event)."""
+    """The projector's ASGI app; its lifespan runs the consumer (`trace`: a span per applied event).
+
+    `auth` and `cors` default to the environment's (`JOBRELAY_AUTH*`, `JOBRELAY_CORS_*`).
+    """
     context = Context(settings, Authenticator(auth or AuthSettings()))
 
     @asynccontextmanager
@@ -92,6 +97,7 @@ def create_app(
     app.include_router(health_router(readiness))
     app.include_router(jobs_router(context))
     app.include_router(events_router(context, draw))
+    install_cors(app, cors or CorsSettings())
     return app
 
 
