@@ -25,7 +25,7 @@ from jobrelay.config.settings import KafkaSettings
 from jobrelay.messaging.clients import make_admin, make_consumer, topic_partitions
 from jobrelay.observability.logging import get_logger
 
-__all__ = ["Backlog", "BacklogMonitor"]
+__all__ = ["Backlog", "BacklogMonitor", "next_drain_rate"]
 
 log = get_logger(__name__)
 _MAX_WAIT_S = 300  # Retry-After never asks for more than this
@@ -40,6 +40,10 @@ class Backlog:
     records: int
     drain_per_s: float
     at: float  # monotonic time of the measurement
+
+    def poll_hint_s(self, hint_records: int) -> int | None:
+        """The 202's Retry-After when the backlog is a queue (at least `hint_records`); None otherwise."""
+        return self.wait_s() if self.records >= hint_records else None
 
     def wait_s(self) -> int:
         """Seconds until the backlog is likely drained (at least 1; the cap when nothing drains)."""
@@ -56,7 +60,7 @@ class BacklogMonitor:
     def __init__(self, kafka: KafkaSettings, topic: str, group: str, *, interval: float = 1.0) -> None:
         self.kafka, self.topic, self.group, self.interval = kafka, topic, group, interval
         self.latest: Backlog | None = None
-        self._committed: tuple[int, float] | None = None  # (sum of committed offsets, when)
+        self._committed: tuple[int, float, int] | None = None  # (sum of committed offsets, when, backlog then)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[BacklogMonitor]:
@@ -105,9 +109,21 @@ class BacklogMonitor:
         total = sum(positions.values())
         records = sum(max(0, ends[tp] - positions[tp]) for tp in partitions)
         rate = self.latest.drain_per_s if self.latest is not None else 0.0
-        if self._committed is not None and now > self._committed[1]:
-            sample = max(0.0, (total - self._committed[0]) / (now - self._committed[1]))
-            rate = sample if self.latest is None else _SMOOTHING * sample + (1 - _SMOOTHING) * rate
-        self._committed = (total, now)
+        if self._committed is not None:
+            rate = next_drain_rate(rate, self._committed, total, now)
+        self._committed = (total, now, records)
         self.latest = Backlog(records, rate, now)
         return self.latest
+
+
+def next_drain_rate(rate: float, previous: tuple[int, float, int], total: int, now: float) -> float:
+    """The smoothed drain rate after a measurement of `total` committed offsets at `now`.
+
+    `previous` is the last measurement (committed total, time, backlog). Only an interval that
+    began with a backlog is a sample (the first one sets the rate); otherwise the rate stays.
+    """
+    committed, then, backlog = previous
+    if backlog <= 0 or now <= then:
+        return rate
+    sample = max(0.0, (total - committed) / (now - then))
+    return sample if rate <= 0 else _SMOOTHING * sample + (1 - _SMOOTHING) * rate

@@ -46,6 +46,11 @@ class IntakeSettings(BaseSettings):
         default="jobrelay-processor", description="The processors' consumer group, whose backlog is watched."
     )
     backlog_interval_s: float = Field(default=1.0, gt=0, description="How often the backlog is measured.")
+    backlog_hint_records: int = Field(
+        default=100,
+        ge=1,
+        description="From this backlog on, the 202's Retry-After is the backlog's drain time (fewer: poll_after_s).",
+    )
     default_expires_in_s: float = Field(
         default=86_400.0,
         ge=0,

@@ -151,8 +151,9 @@ class SubmitHandler:
         links = {"status": job_url, "result": f"{job_url}/result", "events": f"{job_url}/events", "cancel": job_url}
         body = orjson.dumps({"id": job_id, "status": "accepted", "links": links})
         poll_after = self._poll_after
-        if backlog is not None and backlog.drain_per_s > 0:  # a backlog ahead: the first poll waits for it
-            poll_after = str(max(self._settings.poll_after_s, backlog.wait_s())).encode()
+        hint = backlog.poll_hint_s(self._settings.backlog_hint_records) if backlog is not None else None
+        if hint is not None:  # a queue ahead: the first poll waits for it
+            poll_after = str(max(self._settings.poll_after_s, hint)).encode()
         extra = [(b"location", job_url.encode()), (b"retry-after", poll_after)]
         if replayed:
             extra.append((b"idempotent-replayed", b"true"))
