@@ -47,6 +47,10 @@ async def test_with_the_processors_stopped_and_the_backlog_past_the_threshold_po
             assert int(refused.headers["retry-after"]) >= 1
             ready = (await http.get("/readyz")).json()
             assert ready["backlog"] >= 30, "operators see the backlog"
+            started = time.monotonic()
             async with processor(kafka_settings, topics, processor_settings):
                 accepted = await _until_status(http, 202, deadline=60)
+            backlog, wait = refused.json()["backlog"], refused.headers["retry-after"]
+            drained = time.monotonic() - started
+            print(f"figure: backlog {backlog} > 20: 503 Retry-After {wait} s; then 202 after {drained:.1f} s")
             assert accepted.json()["status"] == "accepted"
