@@ -92,14 +92,15 @@ class Dispatcher:
         window = await self.store.due(self.clock(), limit=free + len(self._running), per_host=self.per_host)
         # An attempt that ended during the query may be in the window as it was before: not again.
         skip = self._settled | self._running.keys()
-        started = 0
+        started, unused = 0, []
         for delivery in window:
-            if started == free:
-                break
-            if delivery.id in skip or self._hosts[delivery.host] >= self.per_host:
+            if started == free or delivery.id in skip or self._hosts[delivery.host] >= self.per_host:
+                if delivery.id not in self._running:
+                    unused.append(delivery.id)
                 continue
             self._start(delivery)
             started += 1
+        await self.store.release(unused)  # a shared store claimed them for this replica: hand them back
         return started
 
     def _start(self, delivery: Delivery) -> None:

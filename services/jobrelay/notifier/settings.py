@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import socket
+import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobrelay.config.settings import LOCAL_POSTGRES_DSN
@@ -23,6 +26,10 @@ __all__ = ["DEFAULT_RETRY_SCHEDULE", "NotifierSettings", "Subscription", "split_
 
 # The Standard Webhooks recommendation: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h (then give up).
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def split_list(value: object) -> object:
@@ -128,6 +135,21 @@ class NotifierSettings(BaseSettings):
     )
     user_agent: str = Field(default="jobrelay-notifier/0.1", description="User-Agent of every webhook request.")
     shutdown_grace: float = Field(default=10.0, ge=0.0, description="Seconds in-flight attempts get on SIGTERM.")
+    replica_id: str = Field(
+        default_factory=_replica_id, description="Names this process in the claims of a shared (PostgreSQL) state."
+    )
+    claim_lease_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="postgres: how long a claimed delivery is this replica's alone; then another may take it over "
+        "(must exceed request_timeout).",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> NotifierSettings:
+        if self.claim_lease_s <= self.request_timeout:
+            raise ValueError("claim_lease_s must exceed request_timeout, or a running attempt could be taken over")
+        return self
 
     @field_validator("signing_secrets", "retry_schedule", "allowed_hosts", "allowed_networks", mode="before")
     @classmethod

@@ -171,3 +171,78 @@ class TestPostgresDeliveryStore(DeliveryStoreContract):
             )
         finally:
             await reopened.close()
+
+
+@pytest.mark.postgres
+class TestPostgresClaims:
+    """Two notifier replicas on one PostgreSQL state: who attempts what (times are the `now` given)."""
+
+    @pytest.fixture
+    async def replicas(self, postgres_dsn: str) -> AsyncIterator[tuple[PostgresDeliveryStore, PostgresDeliveryStore]]:
+        a = await PostgresDeliveryStore.open(postgres_dsn, owner="a", lease_s=30.0)
+        b = await PostgresDeliveryStore.open(postgres_dsn, owner="b", lease_s=30.0)
+        yield a, b
+        await a.close()
+        await b.close()
+
+    async def test_a_claimed_delivery_goes_to_one_replica_until_its_lease_runs_out(
+        self, replicas: tuple[PostgresDeliveryStore, PostgresDeliveryStore]
+    ) -> None:
+        a, b = replicas
+        await a.record([(_completion(n), [NewDelivery(f"https://{n}.example/h")]) for n in range(4)], {}, now=100.0)
+        mine = await a.due(now=100.0, limit=2, per_host=5)
+        theirs = await b.due(now=100.0, limit=10, per_host=5)
+        assert [d.webhook_id for d in mine] == ["evt-0", "evt-1"]
+        assert [d.webhook_id for d in theirs] == ["evt-2", "evt-3"], "never one already claimed"
+        assert await a.due(now=129.0, limit=10, per_host=5) == [], "every delivery is under a live claim"
+        for delivery in mine:
+            await a.finish(delivery.id, DeliveryState.DELIVERED, attempts=1, status=200, error=None)
+        taken_over = await a.due(now=131.0, limit=10, per_host=5)  # b died: its lease ran out
+        assert [d.webhook_id for d in taken_over] == ["evt-2", "evt-3"]
+
+    async def test_a_verdict_a_retry_or_a_release_ends_the_claim(
+        self, replicas: tuple[PostgresDeliveryStore, PostgresDeliveryStore]
+    ) -> None:
+        a, b = replicas
+        await a.record([(_completion(n), [NewDelivery(f"https://{n}.example/h")]) for n in range(3)], {}, now=1.0)
+        first, second, third = await a.due(now=1.0, limit=3, per_host=5)
+        await a.finish(first.id, DeliveryState.DELIVERED, attempts=1, status=200, error=None)
+        await a.retry_later(second.id, attempts=1, at=5.0, status=503, error="HTTP 503")
+        await a.release([third.id])
+        assert [d.id for d in await b.due(now=2.0, limit=10, per_host=5)] == [third.id]
+        assert [d.id for d in await b.due(now=5.0, limit=10, per_host=5)] == [second.id]
+
+    async def test_the_per_host_limit_counts_every_replicas_claims(
+        self, replicas: tuple[PostgresDeliveryStore, PostgresDeliveryStore]
+    ) -> None:
+        a, b = replicas
+        batch = [(_completion(n), [NewDelivery("https://slow.example/h")]) for n in range(5)]
+        await a.record(batch + [(_completion(9), [NewDelivery("https://other.example/h")])], {}, now=1.0)
+        assert len(await a.due(now=1.0, limit=1, per_host=2)) == 1
+        theirs = await b.due(now=1.0, limit=10, per_host=2)
+        assert [d.host for d in theirs] == ["slow.example:", "other.example:"], "one slot of slow.example was left"
+        assert await a.due(now=1.0, limit=10, per_host=2) == []
+
+    async def test_each_dead_letter_is_handed_to_one_replica(
+        self, replicas: tuple[PostgresDeliveryStore, PostgresDeliveryStore]
+    ) -> None:
+        a, b = replicas
+        await a.record([(_completion(1), [NewDelivery("https://a.example/h")])], {}, now=1.0)
+        (delivery,) = await a.due(now=1.0, limit=1, per_host=1)
+        await a.finish(delivery.id, DeliveryState.FAILED, attempts=3, status=500, error="3 attempts failed")
+        assert [d.id for d in await a.dead_letters_pending(limit=10)] == [delivery.id]
+        assert await b.dead_letters_pending(limit=10) == [], "a's claim holds"
+        assert [d.id for d in await a.dead_letters_pending(limit=10)] == [delivery.id], "a may try again"
+        await a.dead_lettered(delivery.id)
+        assert await b.dead_letters_pending(limit=10) == []
+
+    async def test_a_clean_stop_hands_back_its_claims_at_once(self, postgres_dsn: str) -> None:
+        a = await PostgresDeliveryStore.open(postgres_dsn, owner="a", lease_s=30.0)
+        b = await PostgresDeliveryStore.open(postgres_dsn, owner="b", lease_s=30.0)
+        try:
+            await a.record([(_completion(1), [NewDelivery("https://a.example/h")])], {}, now=1.0)
+            assert len(await a.due(now=1.0, limit=1, per_host=1)) == 1
+            await a.close()
+            assert [d.webhook_id for d in await b.due(now=2.0, limit=1, per_host=1)] == ["evt-1"]
+        finally:
+            await b.close()

@@ -8,7 +8,7 @@ the state on a PostgreSQL server; `open_store` opens the configured one. Times a
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -117,7 +117,16 @@ class DeliveryStore(Protocol):
         ...
 
     async def due(self, now: float, limit: int, per_host: int) -> list[Delivery]:
-        """Pending deliveries due at `now`, oldest first, at most `per_host` per host (so no host hogs the window)."""
+        """Pending deliveries due at `now`, oldest first, at most `per_host` per host (so no host hogs the window).
+
+        A store shared by several replicas (PostgreSQL) claims what it returns for this replica until
+        `retry_later`, `finish` or `release`, or until the claim's lease runs out (a replica that died):
+        no other replica gets them meanwhile, and `per_host` counts every replica's claims.
+        """
+        ...
+
+    async def release(self, delivery_ids: Collection[int]) -> None:
+        """Hand back claimed deliveries that were not attempted (they are due again at once)."""
         ...
 
     async def next_due_at(self, after: float) -> float | None:
@@ -173,7 +182,9 @@ async def open_store(settings: NotifierSettings) -> DeliveryStore:
     if settings.store == "postgres":
         from jobrelay.notifier.store.postgres import PostgresDeliveryStore
 
-        return await PostgresDeliveryStore.open(settings.postgres_dsn)
+        return await PostgresDeliveryStore.open(
+            settings.postgres_dsn, owner=settings.replica_id, lease_s=settings.claim_lease_s
+        )
     from jobrelay.notifier.store.sqlite import SqliteDeliveryStore
 
     return await SqliteDeliveryStore.open(settings.database)

@@ -6,14 +6,22 @@ as it went in, times as Unix seconds (`double precision`), text through `to_text
 text cannot hold NUL, which a producer can put anywhere). A batch is one transaction: the
 completions (pipelined), their deliveries and the offsets (one statement each, arrays through
 `unnest`). The schema is versioned (`jobrelay.storage.postgres`, component "notifier").
-One notifier process owns the state, as with SQLite; claims for several replicas
-(`FOR UPDATE SKIP LOCKED` with a lease) are a later step.
+
+Several notifier replicas share the state. The recorders split job-completed's partitions by
+their consumer group (recording is idempotent either way); the dispatchers **claim** what they
+attempt: `due` marks the deliveries it returns with this replica's name and a lease
+(`claimed_by`, `claimed_until`) in one transaction, and no replica is handed a delivery under
+another's live claim. A retry, a verdict or `release` ends the claim; a replica killed mid-attempt
+leaves its claims to run out, and another replica takes them over then (at least once: the
+receiver may see that attempt twice, under the same `webhook-id`). Claims are made one replica at
+a time (a transaction-scoped advisory lock), so the per-host limit counts every replica's live
+claims exactly. Dead letters in the outbox are claimed the same way, so one replica publishes each.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -53,6 +61,13 @@ CREATE TABLE consumed_offsets (
 );
 """,
     ),
+    Migration(
+        2,
+        "claims of deliveries by notifier replicas, with a lease",
+        """
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT, ADD COLUMN claimed_until DOUBLE PRECISION;
+""",
+    ),
 )
 
 _COLUMNS = """
@@ -61,11 +76,27 @@ SELECT d.id, d.url, d.host, d.subscription, d.state, d.attempts, d.next_attempt_
        c.record_key, c.record_value, c.header_names, c.header_values
 """
 _SELECT = f"{_COLUMNS} FROM deliveries d JOIN completions c USING (event_id)"
-# Each host's oldest due deliveries only, so one saturated host cannot fill the whole window.
-_DUE = f"""{_COLUMNS} FROM (
-    SELECT *, row_number() OVER (PARTITION BY host ORDER BY next_attempt_at, id) AS host_rank
-    FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1) d
-JOIN completions c USING (event_id) WHERE d.host_rank <= $2 ORDER BY d.next_attempt_at, d.id LIMIT $3"""  # noqa: S608
+# A claim, made while holding _CLAIM_LOCK: the oldest due deliveries no live claim holds, each host's
+# share cut by the live claims it already has (every replica's), locked and marked as this replica's.
+_CLAIM = """
+WITH busy AS (
+    SELECT host, count(*) AS n FROM deliveries WHERE state = 'pending' AND claimed_until > $1 GROUP BY host),
+ranked AS (
+    SELECT d.id, d.next_attempt_at, row_number() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at, d.id) AS rank,
+           coalesce(b.n, 0) AS busy
+    FROM deliveries d LEFT JOIN busy b USING (host)
+    WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $1)),
+picked AS (SELECT id FROM ranked WHERE rank + busy <= $2 ORDER BY next_attempt_at, id LIMIT $3)
+UPDATE deliveries d SET claimed_by = $4, claimed_until = $1 + $5 FROM picked WHERE d.id = picked.id RETURNING d.id
+"""
+_CLAIM_LOCK = 0x6A6F6272656C6179  # pg_advisory_xact_lock key of claims ("jobrelay")
+_CLAIM_LETTERS = """
+UPDATE deliveries SET claimed_by = $1, claimed_until = $2 + $3
+WHERE id IN (SELECT id FROM deliveries
+             WHERE dead_letter_pending AND (claimed_until IS NULL OR claimed_until <= $2 OR claimed_by = $1)
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
 # The record's headers as two parallel arrays: a 2-D array could not hold NULL values beside text names.
 _COMPLETION = """
 INSERT INTO completions (event_id, job_id, job_type, body, source_topic, source_partition, source_offset,
@@ -118,17 +149,25 @@ def _delivery(row: Sequence[Any]) -> Delivery:
 class PostgresDeliveryStore:
     """`DeliveryStore` on an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, pool: asyncpg.Pool, *, owner: str, lease_s: float) -> None:
+        self._pool, self.owner, self.lease_s = pool, owner, lease_s
 
     @classmethod
-    async def open(cls, dsn: str) -> PostgresDeliveryStore:
-        """Connect to `dsn` and bring the delivery state's schema to the newest version."""
-        return cls(await open_pool(dsn, "notifier", MIGRATIONS))
+    async def open(cls, dsn: str, *, owner: str = "notifier", lease_s: float = 60.0) -> PostgresDeliveryStore:
+        """Connect to `dsn` and bring the delivery state's schema to the newest version.
+
+        `owner` names this replica in its claims; `lease_s` is how long a claim lasts.
+        """
+        return cls(await open_pool(dsn, "notifier", MIGRATIONS), owner=owner, lease_s=lease_s)
 
     async def close(self) -> None:
-        """Close the pool's connections."""
-        await self._pool.close()
+        """Hand back this replica's claims (a clean stop: the others need not wait for the lease), then close."""
+        try:
+            await self._pool.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1", self.owner
+            )
+        finally:
+            await self._pool.close()
 
     async def record(
         self, batch: Sequence[tuple[Completion, Sequence[NewDelivery]]], offsets: Mapping[Partition, int], now: float
@@ -156,8 +195,23 @@ class PostgresDeliveryStore:
         return {(topic, partition): offset for topic, partition, offset in records}
 
     async def due(self, now: float, limit: int, per_host: int) -> list[Delivery]:
-        """Pending deliveries due at `now`, oldest first, at most `per_host` per host."""
-        return [_delivery(row) for row in await self._pool.fetch(_DUE, now, per_host, limit)]
+        """Claim pending deliveries due at `now` for this replica, oldest first, at most `per_host` per host in all."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
+            claimed = [r[0] for r in await connection.fetch(_CLAIM, now, per_host, limit, self.owner, self.lease_s)]
+            if not claimed:
+                return []
+            rows = await connection.fetch(f"{_SELECT} WHERE d.id = ANY($1) ORDER BY d.next_attempt_at, d.id", claimed)
+        return [_delivery(row) for row in rows]
+
+    async def release(self, delivery_ids: Collection[int]) -> None:
+        """End this replica's claims of deliveries it did not attempt."""
+        if delivery_ids:
+            await self._pool.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE id = ANY($1) AND claimed_by = $2",
+                list(delivery_ids),
+                self.owner,
+            )
 
     async def next_due_at(self, after: float) -> float | None:
         """When the earliest pending delivery due after `after` is due."""
@@ -169,7 +223,7 @@ class PostgresDeliveryStore:
         """Record a failed attempt and the next one's time."""
         await self._pool.execute(
             "UPDATE deliveries SET attempts = $1, next_attempt_at = $2, last_status = $3, last_error = $4, "
-            "updated_at = $5 WHERE id = $6",
+            "updated_at = $5, claimed_by = NULL, claimed_until = NULL WHERE id = $6",
             *(attempts, at, status, to_text(error), time.time(), delivery_id),
         )
 
@@ -179,7 +233,7 @@ class PostgresDeliveryStore:
         """Record a final state; a failure is queued for job-dlq in the same write."""
         await self._pool.execute(
             "UPDATE deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, "
-            "dead_letter_pending = $5, updated_at = $6 WHERE id = $7",
+            "dead_letter_pending = $5, updated_at = $6, claimed_by = NULL, claimed_until = NULL WHERE id = $7",
             *(
                 state.value,
                 attempts,
@@ -214,13 +268,21 @@ class PostgresDeliveryStore:
         return [_delivery(row) for row in await self._pool.fetch(query, to_text(job_id))]
 
     async def dead_letters_pending(self, limit: int) -> list[Delivery]:
-        """Final failures not yet on job-dlq."""
-        query = f"{_SELECT} WHERE d.dead_letter_pending ORDER BY d.id LIMIT $1"
-        return [_delivery(row) for row in await self._pool.fetch(query, limit)]
+        """Final failures not yet on job-dlq, claimed for this replica (so one replica publishes each)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            args = (self.owner, time.time(), self.lease_s, limit)
+            claimed = [r[0] for r in await connection.fetch(_CLAIM_LETTERS, *args)]
+            if not claimed:
+                return []
+            rows = await connection.fetch(f"{_SELECT} WHERE d.id = ANY($1) ORDER BY d.id", claimed)
+        return [_delivery(row) for row in rows]
 
     async def dead_lettered(self, delivery_id: int) -> None:
         """The dead letter of `delivery_id` is on job-dlq."""
-        await self._pool.execute("UPDATE deliveries SET dead_letter_pending = false WHERE id = $1", delivery_id)
+        await self._pool.execute(
+            "UPDATE deliveries SET dead_letter_pending = false, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
+            delivery_id,
+        )
 
     async def counts(self) -> dict[DeliveryState, int]:
         """Deliveries per state."""

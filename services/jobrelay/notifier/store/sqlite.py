@@ -1,7 +1,7 @@
 """The delivery state in SQLite (WAL, synchronous=FULL): embedded, durable across kill -9 and power loss.
 
-One process owns the file; it is the only writer, so claims need no locks (a PostgreSQL adapter
-for several replicas would claim rows with `FOR UPDATE SKIP LOCKED` and a lease).
+One process owns the file; it is the only writer, so deliveries need no claims (the PostgreSQL
+adapter, shared by several replicas, claims them with a lease).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,9 @@ class SqliteDeliveryStore:
         """Every delivery of `job_id`, oldest first."""
         async with self.db.execute(f"{_SELECT} WHERE c.job_id = ? ORDER BY d.id", (job_id,)) as cursor:
             return [_delivery(row) async for row in cursor]
+
+    async def release(self, delivery_ids: Collection[int]) -> None:
+        """Nothing to hand back: one process owns the file, so nothing is claimed."""
 
     async def dead_letters_pending(self, limit: int) -> list[Delivery]:
         """Final failures not yet on job-dlq."""
