@@ -217,7 +217,7 @@ class TestPostgresClaims:
     ) -> None:
         a, b = replicas
         batch = [(_completion(n), [NewDelivery("https://slow.example/h")]) for n in range(5)]
-        await a.record(batch + [(_completion(9), [NewDelivery("https://other.example/h")])], {}, now=1.0)
+        await a.record([*batch, (_completion(9), [NewDelivery("https://other.example/h")])], {}, now=1.0)
         assert len(await a.due(now=1.0, limit=1, per_host=2)) == 1
         theirs = await b.due(now=1.0, limit=10, per_host=2)
         assert [d.host for d in theirs] == ["slow.example:", "other.example:"], "one slot of slow.example was left"
