@@ -301,8 +301,8 @@ def jobs_router(context: Context) -> APIRouter:
             after=_cursor(cursor),
             statuses=frozenset(JobStatus(s.upper()) for s in status or ()),
             types=frozenset(type or ()),
-            created_after=_aware(created_after),
-            created_before=_aware(created_before),
+            created_after=_instant("query.created_after", created_after),
+            created_before=_instant("query.created_before", created_before),
             tenant=None if caller.admin else caller.tenant,
         )
         rows = await runtime.store.query(query)
@@ -460,24 +460,33 @@ def _not_succeeded(body: dict[str, Any]) -> Problem:
     )
 
 
+def _invalid(field: str, detail: str) -> Problem:
+    return Problem(
+        422,
+        "Request validation failed",
+        f"invalid: {field}",
+        type_=f"{TYPE_BASE}validation",
+        errors=[{"field": field, "detail": detail}],
+    )
+
+
 def _cursor(token: str | None) -> Cursor | None:
-    if token is None:
+    if not token:  # absent or empty: the first page
         return None
     try:
         return decode_cursor(token)
     except ValueError as exc:
-        raise Problem(
-            422,
-            "Request validation failed",
-            "invalid: query.cursor",
-            type_=f"{TYPE_BASE}validation",
-            errors=[{"field": "query.cursor", "detail": str(exc)}],
-        ) from exc
+        raise _invalid("query.cursor", str(exc)) from exc
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """Query times without a zone are UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _instant(field: str, moment: datetime | None) -> datetime | None:
+    """A query time in UTC (one without a zone is UTC); 422 naming `field` when it has no UTC instant."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 lies before the first UTC instant
+        raise _invalid(field, "outside the range of UTC times (years 1 to 9999)") from exc
 
 
 def _next(page: list[JobRow]) -> str:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobrelay.jobs.events import DeadLetterReason
@@ -171,6 +171,9 @@ def decode_cursor(token: str) -> Cursor:
     """The cursor `encode_cursor` made; ValueError if the token is not one."""
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return Cursor(parse_iso(created), str(job_id))
-    except (ValueError, TypeError) as exc:
+        if not isinstance(created, str) or not isinstance(job_id, str):
+            raise TypeError("a cursor holds two strings")
+        moment = parse_iso(created)
+        return Cursor(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC), job_id)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError("not a cursor this API issued") from exc
