@@ -14,7 +14,20 @@ from contextlib import contextmanager
 from jobrelay.projector.estimates import Estimator
 from jobrelay.projector.store.base import Position
 
-__all__ = ["ChangeHub"]
+__all__ = ["ChangeHub", "Follow"]
+
+
+class Follow:
+    """A many-job reader's interest: some job ids, or every job (`everything`); `flag` is set on a change."""
+
+    def __init__(self) -> None:
+        self.flag = asyncio.Event()
+        self.ids: set[str] = set()
+        self.everything = False
+
+    def wants(self, job_ids: Collection[str]) -> bool:
+        """Whether a change of `job_ids` concerns this reader."""
+        return self.everything or not self.ids.isdisjoint(job_ids)
 
 
 class ChangeHub:
@@ -22,6 +35,7 @@ class ChangeHub:
 
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._follows: set[Follow] = set()
         self._positions: dict[Position, int] = {}
         self._advanced = asyncio.Event()
         self.estimates = Estimator()  # fed with the jobs each committed batch ended
@@ -40,11 +54,24 @@ class ChangeHub:
                 if not watchers:
                     del self._watchers[job_id]
 
+    @contextmanager
+    def follow(self) -> Iterator[Follow]:
+        """A Follow woken while the block runs whenever a job it names (or any, with `everything`) changes."""
+        follow = Follow()
+        self._follows.add(follow)
+        try:
+            yield follow
+        finally:
+            self._follows.discard(follow)
+
     def changed(self, job_ids: Collection[str]) -> None:
         """Wake everyone watching any of `job_ids`."""
         for job_id in job_ids:
             for flag in self._watchers.get(job_id, ()):
                 flag.set()
+        for follow in self._follows:
+            if follow.wants(job_ids):
+                follow.flag.set()
 
     def reset(self, positions: Mapping[Position, int]) -> None:
         """Start from a store's stored positions (on start, or after a rebuild was swapped in)."""

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from jobrelay.config.settings import AuthSettings, CorsSettings, KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.http import health_router, install_problem_handlers, serve
@@ -19,11 +19,13 @@ from jobrelay.messaging.clients import EventProducer, make_codec, make_consumer,
 from jobrelay.messaging.topics import ensure_topics
 from jobrelay.observability import configure_logging, configure_tracing, get_logger
 from jobrelay.projector.api import Context, jobs_router
+from jobrelay.projector.events import many_events_router
 from jobrelay.projector.runtime import Runtime
 from jobrelay.projector.settings import ProjectorSettings
 from jobrelay.projector.store.rows import JobRow
 from jobrelay.projector.stream import events_router
 from jobrelay.projector.views import render
+from jobrelay.projector.ws import ws_router
 
 __all__ = ["create_app", "main", "running"]
 
@@ -80,14 +82,14 @@ def create_app(
     def readiness() -> tuple[bool, dict[str, Any]]:
         return context.runtime.readiness() if context.runtime else (False, {"consumer": "starting"})
 
-    def draw(row: JobRow, request: Request) -> dict[str, Any]:
+    def draw(row: JobRow, base: str) -> dict[str, Any]:
         now = datetime.now(UTC)
         estimates = context.get().hub.estimates
         return render(
             row,
             now=now,
             stall_after=settings.stall_after,
-            base=context.base(request),
+            base=base,
             retention=settings.retention,
             estimate=estimates.estimate(row.state, status_at(row.state, now, settings.stall_after), now),
         )
@@ -96,7 +98,9 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(health_router(readiness))
     app.include_router(jobs_router(context))
-    app.include_router(events_router(context, draw))
+    app.include_router(events_router(context, lambda row, request: draw(row, context.base(request))))
+    app.include_router(many_events_router(context, draw))
+    app.include_router(ws_router(context, draw))
     install_cors(app, cors or CorsSettings())
     return app
 

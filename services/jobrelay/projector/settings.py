@@ -85,12 +85,23 @@ class ProjectorSettings(BaseSettings):
     )
     reads_burst: float = Field(default=400, ge=1, description="Requests an API key may make at once above its rate.")
     max_streams_per_tenant: int = Field(
-        default=100, ge=0, description="Open long-polls and SSE streams per tenant (0: no cap); 429 past it."
+        default=100,
+        ge=0,
+        description="Open long-polls, SSE streams and WebSockets of a tenant (0: no cap); 429 past it.",
     )
     max_streams: int = Field(
-        default=2000, ge=0, description="Open long-polls and SSE streams in all (0: no cap); 503 past it."
+        default=2000, ge=0, description="Open long-polls, SSE streams and WebSockets in all (0: no cap); 503 past it."
     )
     page_size: int = Field(default=50, ge=1, le=1000, description="Default page size of GET /v1/jobs.")
+    max_followed_jobs: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Jobs one many-job SSE stream (`job` parameters) or one WebSocket may follow by id.",
+    )
+    ws_auth_timeout_s: float = Field(
+        default=10, gt=0, description="Seconds a WebSocket has to send its auth message before it is closed."
+    )
 
     @property
     def stall_after(self) -> timedelta:

@@ -24,7 +24,7 @@ from jobrelay.projector.runtime import Runtime
 from jobrelay.projector.store.rows import JobRow
 from jobrelay.security.keys import Principal
 
-__all__ = ["events_router", "sse"]
+__all__ = ["events_router", "held_until_done", "sse"]
 
 
 def sse(data: dict[str, Any], *, event: str, event_id: int | None = None, retry_ms: int | None = None) -> bytes:
@@ -62,7 +62,7 @@ def events_router(context: Context, draw: Callable[[JobRow, Request], dict[str, 
         context.streams.acquire(caller.tenant)  # 429/503 past the caps; given back when the stream ends
         stream = _changes(runtime, str(job_id), after, lambda r: draw(r, request), context.settings.sse_ping_s)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        held = _held(stream, _once(lambda: context.streams.release(caller.tenant)))
+        held = held_until_done(stream, lambda: context.streams.release(caller.tenant))
         return StreamingResponse(held, media_type="text/event-stream", headers=headers)
 
     return router
@@ -79,8 +79,9 @@ def _once(release: Callable[[], None]) -> Callable[[], None]:
     return call
 
 
-def _held(stream: AsyncIterator[bytes], release: Callable[[], None]) -> AsyncIterator[bytes]:
-    """`stream`, then `release` however it ends (done, client gone, server stopping, or never started)."""
+def held_until_done(stream: AsyncIterator[bytes], release: Callable[[], None]) -> AsyncIterator[bytes]:
+    """`stream`, then `release` (once) however it ends (done, client gone, server stopping, or never started)."""
+    release = _once(release)
 
     async def run() -> AsyncIterator[bytes]:
         try:

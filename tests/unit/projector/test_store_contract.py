@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -203,6 +204,33 @@ class StoreContract:
         page = await store.query(JobQuery(now=T0, stall_after=STALL, after=cursor))
         assert page == [plain], "the page after the odd id: the UUID, which sorts before 'job…'"
 
+    async def test_changes_come_in_change_order_across_jobs_and_resume_from_a_number(self, store: ViewStore) -> None:
+        assert await store.head() == 0
+        first, second = _job(T0, tenant="acme"), _job(T0, tenant="globex")
+        await store.write([first, second], {})
+        mine = _job(T0, tenant="acme")
+        await store.write([mine], {})
+        await store.write([JobRow(first.state, 2, 2)], {})  # first changes again: now the latest
+        changed = await store.changes(0)
+        assert [r.job_id for r in changed] == [second.job_id, mine.job_id, first.job_id]
+        numbers = [r.change for r in changed]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 3 and numbers[-1] == await store.head()
+        assert changed[-1].version == 2
+        after_second = await store.changes(numbers[0])
+        assert [r.job_id for r in after_second] == [mine.job_id, first.job_id], "nothing at or before the number"
+        assert [r.job_id for r in await store.changes(0, tenant="acme")] == [mine.job_id, first.job_id]
+        assert [r.job_id for r in await store.changes(0, job_ids=[second.job_id, "missing"])] == [second.job_id]
+        assert [r.job_id for r in await store.changes(0, limit=1)] == [second.job_id]
+        assert await store.changes(await store.head()) == []
+
+    async def test_a_row_written_again_without_a_new_version_keeps_its_change_number(self, store: ViewStore) -> None:
+        row = _job(T0)
+        await store.write([row], {})
+        (before,) = await store.changes(0)
+        await store.write([JobRow(row.state, 1, 2)], {})  # a duplicate record: applied grows, the version does not
+        assert await store.changes(before.change) == [], "a stream must not send the same version again"
+        assert (await store.get(row.job_id)) == JobRow(row.state, 1, 2)
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
@@ -228,8 +256,28 @@ class TestSqliteStore(StoreContract):
         try:
             assert await again.get(row.job_id) == row
             assert await again.positions() == {("p", 1): 3}
+            last = await again.head()
+            await again.write([_job(T0)], {})
+            assert await again.head() > last > 0, "change numbers keep increasing after a restart"
         finally:
             await again.close()
+
+    async def test_a_view_made_before_change_numbers_gets_the_column(self, tmp_path: Path) -> None:
+        path = tmp_path / "old.sqlite"
+        connection = sqlite3.connect(path)
+        connection.executescript(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, type TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL, activity_at TEXT, finished_at TEXT, version INTEGER NOT NULL,"
+            " applied INTEGER NOT NULL, state TEXT NOT NULL, tenant TEXT) WITHOUT ROWID;"
+        )
+        connection.close()
+        store = await SqliteStore.open(path)
+        try:
+            row = _job(T0)
+            await store.write([row], {})
+            assert [r.job_id for r in await store.changes(0)] == [row.job_id]
+        finally:
+            await store.close()
 
 
 @pytest.mark.postgres

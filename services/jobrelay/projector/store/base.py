@@ -7,6 +7,7 @@ consumer-group commits, so the view is exactly-once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Protocol
 from jobrelay.jobs.state import JobState, JobStatus, status_at
 from jobrelay.projector.store.rows import JobRow, iso
 
-__all__ = ["Cursor", "Fold", "JobQuery", "Loaded", "Position", "ViewStore", "matches", "sort_key"]
+__all__ = ["ChangeClock", "Cursor", "Fold", "JobQuery", "Loaded", "Position", "ViewStore", "matches", "sort_key"]
 
 Position = tuple[str, int]
 """(topic, partition)."""
@@ -50,6 +51,24 @@ class Loaded:
 
     rows: dict[str, JobRow]
     purged: frozenset[str]
+
+
+class ChangeClock:
+    """Numbers the view's changes: increasing across every job of one store, and across a rebuild.
+
+    A number is at least the microseconds since the epoch, so a store rebuilt from the log (which
+    starts counting afresh) numbers its changes above every number the old one gave out, and a
+    client resuming a many-job stream after the swap misses nothing (it may see a job again).
+    """
+
+    def __init__(self, last: int = 0) -> None:
+        self._last = last
+
+    def take(self, count: int) -> int:
+        """The first of `count` consecutive fresh numbers."""
+        first = max(self._last + 1, time.time_ns() // 1000)
+        self._last = first + max(count, 1) - 1
+        return first
 
 
 Fold = Callable[[Loaded], Sequence[JobRow]]
@@ -103,6 +122,20 @@ class ViewStore(Protocol):
 
     async def purged_at(self, job_id: str) -> datetime | None:
         """When the job was purged, or None if it was not."""
+        ...
+
+    async def head(self) -> int:
+        """The number of the view's latest change (0 for an empty view)."""
+        ...
+
+    async def changes(
+        self, after: int, *, job_ids: Collection[str] | None = None, tenant: str | None = None, limit: int = 500
+    ) -> list[JobRow]:
+        """Up to `limit` jobs whose latest change is numbered above `after`, in change order.
+
+        Only `job_ids` when given, only `tenant`'s jobs when given. A row that was written without
+        a new version (a duplicate record) keeps its change number.
+        """
         ...
 
     async def query(self, query: JobQuery) -> list[JobRow]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position, matches, sort_key
+from jobrelay.projector.store.base import ChangeClock, Fold, JobQuery, Loaded, Position, matches, sort_key
 from jobrelay.projector.store.rows import JobRow
 
 __all__ = ["MemoryStore"]
@@ -18,6 +19,8 @@ class MemoryStore:
         self._rows: dict[str, JobRow] = {}
         self._positions: dict[Position, int] = {}
         self._purged: dict[str, datetime] = {}
+        self._changed: dict[str, int] = {}  # each job's change number
+        self._clock = ChangeClock()
 
     async def positions(self) -> dict[Position, int]:
         """The next offset to read per (topic, partition)."""
@@ -33,7 +36,12 @@ class MemoryStore:
         for row in rows:
             if row.state.created_at is None or row.state.last_at is None:
                 raise ValueError(f"job {row.job_id} has no event yet and cannot be stored")
-        self._rows.update((row.job_id, row) for row in rows)
+        first = self._clock.take(len(rows))
+        for number, row in enumerate(rows, first):
+            before = self._rows.get(row.job_id)
+            if before is None or before.version != row.version:
+                self._changed[row.job_id] = number
+            self._rows[row.job_id] = row
         self._positions.update(positions)
 
     async def update(self, job_ids: Collection[str], fold: Fold, positions: Mapping[Position, int]) -> list[JobRow]:
@@ -50,6 +58,23 @@ class MemoryStore:
         """When `job_id` was purged."""
         return self._purged.get(job_id)
 
+    async def head(self) -> int:
+        """The latest change number."""
+        return max(self._changed.values(), default=0)
+
+    async def changes(
+        self, after: int, *, job_ids: Collection[str] | None = None, tenant: str | None = None, limit: int = 500
+    ) -> list[JobRow]:
+        """Jobs changed after `after`, in change order."""
+        wanted = self._rows.keys() if job_ids is None else [i for i in set(job_ids) if i in self._rows]
+        found = [
+            (self._changed[i], self._rows[i])
+            for i in wanted
+            if self._changed[i] > after and (tenant is None or self._rows[i].state.tenant == tenant)
+        ]
+        found.sort(key=lambda pair: pair[0])
+        return [dataclasses.replace(row, change=number) for number, row in found[:limit]]
+
     async def query(self, query: JobQuery) -> list[JobRow]:
         """Matching jobs, newest first."""
         found = [row for row in self._rows.values() if matches(row.state, query)]
@@ -65,6 +90,7 @@ class MemoryStore:
         ]
         for job_id in gone:
             del self._rows[job_id]
+            del self._changed[job_id]
             self._purged[job_id] = now
         return sorted(gone)
 

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from jobrelay.projector.store import sqlite_sql
-from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position
+from jobrelay.projector.store.base import ChangeClock, Fold, JobQuery, Loaded, Position
 from jobrelay.projector.store.rows import JobRow, iso, parse_iso
 from jobrelay.storage.postgres import Migration, from_text, open_pool, to_text
 
@@ -60,14 +60,25 @@ ALTER TABLE jobs ADD COLUMN tenant TEXT COLLATE "C";
 CREATE INDEX jobs_by_tenant ON jobs (tenant, created_at, id);
 """,
     ),
+    Migration(
+        3,
+        "each job's latest change number, for the many-job streams",
+        """
+ALTER TABLE jobs ADD COLUMN changed BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_change ON jobs (changed);
+CREATE INDEX jobs_by_tenant_change ON jobs (tenant, changed);
+""",
+    ),
 )
 
 _UPSERT = """
-INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant)
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant,
+  changed)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::bigint[], $9::bigint[], $10::text[], $11::text[])
+                     $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
   updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
+  changed = CASE WHEN excluded.version = jobs.version THEN jobs.changed ELSE excluded.changed END,
   version = excluded.version, applied = excluded.applied, state = excluded.state, tenant = excluded.tenant
 """
 _POSITIONS = """
@@ -76,6 +87,7 @@ SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[])
 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
 """
 _LOAD = "SELECT version, applied, state FROM jobs WHERE id = ANY($1::text[])"
+_HEAD = "SELECT coalesce(max(changed), 0) FROM jobs"
 _PURGE = """
 WITH gone AS (DELETE FROM jobs WHERE finished_at < $1 RETURNING id)
 INSERT INTO tombstones (id, purged_at) SELECT id, $2 FROM gone
@@ -99,12 +111,17 @@ def _text(value: str | None) -> str | None:
     return None if value is None else to_text(value)
 
 
-def _columns(rows: Sequence[JobRow]) -> list[list[Any]]:
-    """The rows' column values, one list per column (for `unnest`); a row that cannot be stored raises."""
+def _columns(rows: Sequence[JobRow], clock: ChangeClock) -> list[list[Any]]:
+    """The rows' column values, one list per column (for `unnest`); a row that cannot be stored raises.
+
+    `clock` numbers the changes (the twelfth column).
+    """
     latest = {row.job_id: _params(row) for row in rows}  # one row per job: the last, as SQLite keeps
     if not latest:
-        return [[] for _ in range(11)]  # the eleven columns, empty
-    return [list(column) for column in zip(*latest.values(), strict=True)]
+        return [[] for _ in range(12)]  # the twelve columns, empty
+    first = clock.take(len(latest))
+    numbered = [(*values, first + n) for n, values in enumerate(latest.values())]
+    return [list(column) for column in zip(*numbered, strict=True)]
 
 
 async def _load(connection: asyncpg.Connection, job_ids: Collection[str], *, lock: bool = False) -> Loaded:
@@ -126,13 +143,17 @@ async def _write(connection: asyncpg.Connection, columns: list[list[Any]], at: M
 class PostgresStore:
     """A ViewStore in a PostgreSQL database (or a schema of one, by the DSN's `search_path`)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, last_change: int = 0) -> None:
         self._pool = pool
+        # Numbers from this process's clock: in change order for one writer; with several writers
+        # (replicas) only as ordered as their clocks.
+        self._clock = ChangeClock(last_change)
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresStore:
         """Connect to `dsn` and bring the view's schema to the newest version."""
-        return cls(await open_pool(dsn, "projector", MIGRATIONS))
+        pool = await open_pool(dsn, "projector", MIGRATIONS)
+        return cls(pool, await pool.fetchval(_HEAD))
 
     async def positions(self) -> dict[Position, int]:
         """The next offset to read per (topic, partition)."""
@@ -146,7 +167,7 @@ class PostgresStore:
 
     async def write(self, rows: Sequence[JobRow], positions: Mapping[Position, int]) -> None:
         """Store rows and positions in one transaction."""
-        columns = _columns(rows)  # before the transaction: a row that cannot be stored stores nothing
+        columns = _columns(rows, self._clock)  # before the transaction: a row that cannot be stored stores nothing
         async with self._pool.acquire() as connection, connection.transaction():
             await _write(connection, columns, positions)
 
@@ -156,7 +177,7 @@ class PostgresStore:
             loaded = await _load(connection, job_ids, lock=True)
             small = len(job_ids) <= INLINE_JOBS
             rows = list(fold(loaded) if small else await asyncio.to_thread(fold, loaded))
-            await _write(connection, _columns(rows), positions)
+            await _write(connection, _columns(rows, self._clock), positions)
         return rows
 
     async def get(self, job_id: str) -> JobRow | None:
@@ -168,6 +189,18 @@ class PostgresStore:
         """When `job_id` was purged."""
         text = await self._pool.fetchval("SELECT purged_at FROM tombstones WHERE id = $1", to_text(job_id))
         return parse_iso(text) if text is not None else None
+
+    async def head(self) -> int:
+        """The latest change number."""
+        return int(await self._pool.fetchval(_HEAD))
+
+    async def changes(
+        self, after: int, *, job_ids: Collection[str] | None = None, tenant: str | None = None, limit: int = 500
+    ) -> list[JobRow]:
+        """Jobs changed after `after`, in change order."""
+        text, args = sqlite_sql.changes_sql(after, job_ids, tenant, limit)
+        args = [to_text(arg) if isinstance(arg, str) else arg for arg in args]
+        return [sqlite_sql.changed_row_of(record) for record in await self._pool.fetch(_numbered(text), *args)]
 
     async def query(self, query: JobQuery) -> list[JobRow]:
         """Matching jobs, newest first."""

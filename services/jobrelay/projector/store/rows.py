@@ -22,12 +22,14 @@ class JobRow:
 
     `version` counts the view's changes of this job (the SSE event id and part of the ETag);
     `applied` counts every record applied to it, duplicates included, so a replay that applied a
-    record twice or skipped one shows.
+    record twice or skipped one shows. `change` numbers the row's latest version among every
+    job's changes (`ChangeClock`; the many-job streams' event id); 0 until the row is stored.
     """
 
     state: JobState
     version: int
     applied: int
+    change: int = 0
 
     @property
     def job_id(self) -> str:

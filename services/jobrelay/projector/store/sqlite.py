@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jobrelay.projector.store import sqlite_sql as sql
-from jobrelay.projector.store.base import Fold, JobQuery, Loaded, Position
+from jobrelay.projector.store.base import ChangeClock, Fold, JobQuery, Loaded, Position
 from jobrelay.projector.store.rows import JobRow, parse_iso
 
 __all__ = ["SqliteStore"]
@@ -43,6 +43,7 @@ class SqliteStore:
         self._reading = ThreadPoolExecutor(1, thread_name_prefix="view-reader")
         self._cache: OrderedDict[str, JobRow] = OrderedDict()  # touched only under the lock
         self._lock = asyncio.Lock()  # one user of the writer connection at a time, in the loop or its thread
+        self._clock = ChangeClock(sql.head(writer))  # the file's only writer numbers its changes
 
     @classmethod
     async def open(cls, path: Path, *, bulk: bool = False) -> SqliteStore:
@@ -98,7 +99,7 @@ class SqliteStore:
         """
         with sql.transaction(self._writer):  # the load belongs to the transaction it is written back in
             rows = list(fold(self._load(job_ids)))
-            sql.write(self._writer, [*encoded, *(sql.params(row) for row in rows)], positions)
+            sql.write(self._writer, [*encoded, *(sql.params(row) for row in rows)], positions, self._clock)
         self._remember(rows)
         return rows
 
@@ -112,7 +113,7 @@ class SqliteStore:
     def _write(self, rows: Sequence[JobRow], positions: Mapping[Position, int]) -> None:
         encoded = [sql.params(row) for row in rows]  # before BEGIN: a row that cannot be stored stores nothing
         with sql.transaction(self._writer):
-            sql.write(self._writer, encoded, positions)
+            sql.write(self._writer, encoded, positions, self._clock)
         self._remember(rows)
 
     def _remember(self, rows: Sequence[JobRow]) -> None:
@@ -134,6 +135,17 @@ class SqliteStore:
         query = "SELECT purged_at FROM tombstones WHERE id = ?"
         record = await self._in(self._reading, lambda: self._reader.execute(query, (job_id,)).fetchone())
         return parse_iso(record[0]) if record is not None else None
+
+    async def head(self) -> int:
+        """The latest change number."""
+        return await self._in(self._reading, lambda: sql.head(self._reader))
+
+    async def changes(
+        self, after: int, *, job_ids: Collection[str] | None = None, tenant: str | None = None, limit: int = 500
+    ) -> list[JobRow]:
+        """Jobs changed after `after`, in change order."""
+        text, args = sql.changes_sql(after, job_ids, tenant, limit)
+        return await self._in(self._reading, lambda: [sql.changed_row_of(r) for r in self._reader.execute(text, args)])
 
     async def query(self, query: JobQuery) -> list[JobRow]:
         """Matching jobs, newest first."""

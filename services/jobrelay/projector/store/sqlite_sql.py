@@ -15,16 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from jobrelay.jobs.state import JobStatus
-from jobrelay.projector.store.base import JobQuery, Loaded, Position
+from jobrelay.projector.store.base import ChangeClock, JobQuery, Loaded, Position
 from jobrelay.projector.store.rows import JobRow, from_json, iso, to_json
 
-__all__ = ["connect", "load", "params", "positions", "purge", "query_sql", "row_of", "transaction", "write"]
+__all__ = [
+    "changed_row_of",
+    "changes_sql",
+    "connect",
+    "head",
+    "load",
+    "params",
+    "positions",
+    "purge",
+    "query_sql",
+    "row_of",
+    "transaction",
+    "write",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, type TEXT, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
   activity_at TEXT, finished_at TEXT, version INTEGER NOT NULL, applied INTEGER NOT NULL,
-  state TEXT NOT NULL, tenant TEXT
+  state TEXT NOT NULL, tenant TEXT, changed INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
@@ -42,11 +55,19 @@ UPDATE jobs SET tenant = CASE WHEN json_valid(state)
   THEN coalesce(json_extract(state, '$.request[8]'), 'anonymous') END;
 """
 _TENANT_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at, id)"
+# Views made before the many-job streams: their rows keep change number 0 until they change again.
+_ADD_CHANGED = "ALTER TABLE jobs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0"
+_CHANGE_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_by_change ON jobs (changed);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_change ON jobs (tenant, changed);
+"""
 _UPSERT = """
-INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO jobs (id, type, status, created_at, updated_at, activity_at, finished_at, version, applied, state, tenant,
+  changed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, created_at = excluded.created_at,
   updated_at = excluded.updated_at, activity_at = excluded.activity_at, finished_at = excluded.finished_at,
+  changed = CASE WHEN excluded.version = jobs.version THEN jobs.changed ELSE excluded.changed END,
   version = excluded.version, applied = excluded.applied, state = excluded.state, tenant = excluded.tenant
 """
 _POSITION = """
@@ -69,7 +90,10 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
         columns = {record[1] for record in connection.execute("PRAGMA table_info(jobs)")}
         if "tenant" not in columns:
             connection.executescript(f"BEGIN; {_ADD_TENANT} COMMIT;")
+        if "changed" not in columns:
+            connection.execute(_ADD_CHANGED)
         connection.execute(_TENANT_INDEX)
+        connection.executescript(_CHANGE_INDEXES)
     return connection
 
 
@@ -105,6 +129,12 @@ def row_of(record: Any) -> JobRow:
     return JobRow(from_json(state), version, applied)
 
 
+def changed_row_of(record: Any) -> JobRow:
+    """A JobRow from (version, applied, state, changed)."""
+    version, applied, state, changed = record
+    return JobRow(from_json(state), version, applied, changed)
+
+
 def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
     items = list(ids)
     for start in range(0, len(items), _CHUNK):
@@ -124,10 +154,34 @@ def load(connection: sqlite3.Connection, job_ids: Collection[str]) -> Loaded:
     return Loaded(rows, frozenset(purged))
 
 
-def write(connection: sqlite3.Connection, encoded: Iterable[tuple[Any, ...]], at: Mapping[Position, int]) -> None:
-    """Upsert encoded rows (`params`) and positions, inside the caller's transaction."""
-    connection.executemany(_UPSERT, sorted(encoded, key=itemgetter(0)))  # in key order: the B-tree fills in order
+def write(
+    connection: sqlite3.Connection, encoded: Iterable[tuple[Any, ...]], at: Mapping[Position, int], clock: ChangeClock
+) -> None:
+    """Upsert encoded rows (`params`) and positions, inside the caller's transaction; `clock` numbers the changes."""
+    ordered = sorted(encoded, key=itemgetter(0))  # in key order: the B-tree fills in order
+    first = clock.take(len(ordered))
+    connection.executemany(_UPSERT, [(*values, first + n) for n, values in enumerate(ordered)])
     connection.executemany(_POSITION, [(t, p, o) for (t, p), o in at.items()])
+
+
+def head(connection: sqlite3.Connection) -> int:
+    """The latest change number (0 for an empty view)."""
+    return int(connection.execute("SELECT coalesce(max(changed), 0) FROM jobs").fetchone()[0])
+
+
+def changes_sql(after: int, job_ids: Collection[str] | None, tenant: str | None, limit: int) -> tuple[str, list[Any]]:
+    """The SELECT of the jobs changed after `after` (in change order) and its parameters."""
+    clauses: list[str] = ["changed > ?"]
+    args: list[Any] = [after]
+    if tenant is not None:
+        clauses.append("tenant = ?")
+        args.append(tenant)
+    if job_ids is not None:
+        ids = sorted(job_ids)
+        clauses.append(f"id IN ({','.join('?' * len(ids))})")
+        args += ids
+    where = " AND ".join(clauses)
+    return f"SELECT version, applied, state, changed FROM jobs WHERE {where} ORDER BY changed LIMIT ?", [*args, limit]  # noqa: S608
 
 
 def positions(connection: sqlite3.Connection) -> dict[Position, int]:
