@@ -1,16 +1,18 @@
 """The whole system on one machine: local Kafka, the topics, and the four services as processes.
 
 `jobrelay dev up` (and `make run`) starts what is not running yet, waits until every service
-answers `/healthz`, prints where each listens, and in the foreground stops everything it started
-on Ctrl+C or SIGTERM. With `JOBRELAY_STORE=postgres` the projector's view and the notifier's
-deliveries live in PostgreSQL: the local server (`jobrelay dev postgres up`) is started too,
-unless `JOBRELAY_POSTGRES_DSN` names another database. `--detach` leaves it running for scripts;
+answers `/healthz`, prints where each listens, and in the foreground restarts a service that
+exits (`jobrelay.dev.supervisor`) and stops everything it started on Ctrl+C or SIGTERM. With
+`JOBRELAY_STORE=postgres` the projector's view and the notifier's deliveries live in PostgreSQL:
+the local server (`jobrelay dev postgres up`) is started too, unless `JOBRELAY_POSTGRES_DSN`
+names another database. `--detach` leaves it running for scripts (unsupervised);
 `jobrelay dev down` stops it, by the PIDs recorded in `.cache/stack/`.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -19,13 +21,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobrelay.dev.jaeger import LocalJaeger
 from jobrelay.dev.localkafka import LocalKafka, port_open, project_root
 from jobrelay.dev.localpostgres import LocalPostgres
+from jobrelay.dev.supervisor import RestartPolicy, Supervisor, run_supervised
 from jobrelay.security.keys import KeyFile, Scope
 
 __all__ = ["SERVICES", "Service", "Stack", "StackError"]
@@ -90,7 +93,8 @@ class Stack:
         self.postgres_started = False
         self.env = dict(env if env is not None else os.environ)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # our children, reaped in stop()
-        self.services = tuple(dataclasses.replace(s, port=(ports or {}).get(s.name, s.port)) for s in SERVICES)
+        chosen = dict(ports or {}) or {s.name: int(self.env[s.port_env]) for s in SERVICES if self.env.get(s.port_env)}
+        self.services = tuple(dataclasses.replace(s, port=chosen.get(s.name, s.port)) for s in SERVICES)
 
     def _pid_file(self, service: Service) -> Path:
         return self.run_dir / f"{service.name}.pid"
@@ -108,6 +112,35 @@ class Stack:
             return None
         return pid if service.name.encode() in cmdline and b"jobrelay.cli.main" in cmdline else None
 
+    def restarts_file(self, service: Service) -> Path:
+        """Where the supervisor counts a service's restarts."""
+        return self.run_dir / f"{service.name}.restarts"
+
+    def restarts(self, service: Service) -> int:
+        """How often the supervisor restarted the service (since `up` started it)."""
+        try:
+            return int(self.restarts_file(service).read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def exit_codes(self, services: list[Service]) -> dict[str, int | None]:
+        """Each of our children's exit code, None while it runs (for the supervisor)."""
+        return {s.name: self._procs[s.name].poll() for s in services if s.name in self._procs}
+
+    def restart(self, name: str, timeout: float = 120.0) -> None:
+        """Start the exited service `name` again (counting it), after killing what is left of its process group."""
+        service = next(s for s in self.services if s.name == name)
+        old = self._procs.pop(name, None)
+        if old is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(old.pid, signal.SIGKILL)  # its own session: workers it forked go with it
+            old.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while port_open("127.0.0.1", service.port) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the port is freed once the group is gone
+        self.restarts_file(service).write_text(f"{self.restarts(service) + 1}\n")
+        self._start(service)
+
     def up(self, timeout: float = 120.0) -> tuple[bool, list[Service]]:
         """Start Kafka (unless one answers), the topics, and every service not yet running.
 
@@ -123,6 +156,8 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.api_key()  # before the services start: they read the key file
         started = [s for s in self.services if self.pid(s) is None and self._start(s)]
+        for service in started:
+            self.restarts_file(service).unlink(missing_ok=True)
         try:
             self._wait_healthy(started, timeout)
         except StackError:
@@ -235,3 +270,19 @@ class Stack:
     def status(self) -> list[tuple[Service, int | None, bool]]:
         """(service, PID if ours, healthy) for every service."""
         return [(s, self.pid(s), _healthy(s)) for s in self.services]
+
+    def supervise(self, services: list[Service], stopping: Callable[[], bool], report: Callable[[str], None],
+                  policy: RestartPolicy | None = None) -> None:  # fmt: skip
+        """Restart `services` when they exit, until `stopping()` (see `jobrelay.dev.supervisor`)."""
+
+        def restart(name: str) -> None:
+            try:
+                self.restart(name)
+                report(f"restarted the {name} (restart {self.restarts(self._service(name))})")
+            except (OSError, StackError) as exc:
+                report(f"could not restart the {name}: {exc}")
+
+        run_supervised(lambda: self.exit_codes(services), restart, report, stopping, Supervisor(policy))
+
+    def _service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)

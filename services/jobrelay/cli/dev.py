@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -9,6 +12,7 @@ from jobrelay.dev.jaeger import JAEGER_VERSION, LocalJaeger, LocalJaegerError
 from jobrelay.dev.localkafka import LocalKafka, LocalKafkaError
 from jobrelay.dev.localpostgres import LocalPostgres, LocalPostgresError
 from jobrelay.dev.stack import Stack, StackError
+from jobrelay.dev.supervisor import RestartPolicy
 
 __all__ = ["dev_app"]
 
@@ -20,6 +24,7 @@ dev_app.add_typer(jaeger_app, name="jaeger")
 postgres_app = typer.Typer(help="The local PostgreSQL server (Debian's postgresql package).", no_args_is_help=True)
 dev_app.add_typer(postgres_app, name="postgres")
 console = Console(stderr=True)
+RUN_DIR = typer.Option(None, "--run-dir", help="Where the stack keeps PIDs, logs and state (default .cache/stack).")
 
 
 @kafka_app.command("up")
@@ -127,12 +132,18 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Leave everything running and return."),
     timeout: float = typer.Option(120.0, help="Seconds to wait until every service is healthy."),
     jaeger: bool = typer.Option(False, "--jaeger", help="Also run Jaeger; the services export their traces to it."),
+    max_restarts: int = typer.Option(
+        5, help="In the foreground: a service that exits more often than this within a minute is left down."
+    ),
+    restart_backoff: float = typer.Option(1.0, help="Seconds before the first restart; doubles each time in a row."),
+    run_dir: Path | None = RUN_DIR,
 ) -> None:
     """Start Kafka, the topics and the four services; Ctrl+C stops what this started.
 
+    In the foreground a service that exits (a crash, a kill -9) is restarted with backoff.
     With JOBRELAY_STORE=postgres the view and the deliveries live in PostgreSQL (the local server, started too).
     """
-    stack = Stack(jaeger=LocalJaeger() if jaeger else None)
+    stack = Stack(jaeger=LocalJaeger() if jaeger else None, run_dir=run_dir)
     try:
         kafka_started, started = stack.up(timeout)
     except (StackError, LocalKafkaError, LocalJaegerError, LocalPostgresError) as exc:
@@ -164,7 +175,8 @@ def up(
         return
     try:
         console.print("\n[bold]Running. Ctrl+C stops everything this command started.[/bold]")
-        _wait_for_signal()
+        policy = RestartPolicy(backoff_s=restart_backoff, max_restarts=max_restarts)
+        stack.supervise(started, _signalled(), lambda text: console.print(f"[yellow]{text}[/yellow]"), policy)
         console.print("stopping …")
     finally:  # stop what we started even if the terminal went away (printing can fail then)
         stack.stop(started)
@@ -195,31 +207,34 @@ def down(
 
 
 @dev_app.command("status")
-def status() -> None:
-    """Show Kafka and every service: PID, port, health."""
-    _print_status(Stack())
+def status(run_dir: Path | None = RUN_DIR) -> None:
+    """Show Kafka and every service: PID, port, health, restarts by `jobrelay dev up`."""
+    _print_status(Stack(run_dir=run_dir))
 
 
 def _print_status(stack: Stack) -> None:
     from rich.table import Table
 
     table = Table(title="jobrelay")
-    for column in ("part", "listens on", "pid", "health"):
+    for column in ("part", "listens on", "pid", "health", "restarts"):
         table.add_column(column)
     kafka = stack.kafka.status()
-    table.add_row("kafka", kafka.bootstrap, str(kafka.pid or "-"), "up" if kafka.reachable else "down")
+    table.add_row("kafka", kafka.bootstrap, str(kafka.pid or "-"), "up" if kafka.reachable else "down", "-")
     postgres = stack.postgres.status()
     if postgres.pid is not None or stack.uses_local_postgres:
-        table.add_row("postgres", postgres.address, str(postgres.pid or "-"), "up" if postgres.reachable else "down")
+        health = "up" if postgres.reachable else "down"
+        table.add_row("postgres", postgres.address, str(postgres.pid or "-"), health, "-")
     for service, pid, healthy in stack.status():
-        table.add_row(service.name, service.url, str(pid or "-"), "healthy" if healthy else "down")
+        restarts = str(stack.restarts(service))
+        table.add_row(service.name, service.url, str(pid or "-"), "healthy" if healthy else "down", restarts)
     jaeger = stack.jaeger or LocalJaeger()
     if (jaeger_pid := jaeger.running_pid()) is not None or stack.jaeger is not None:
-        table.add_row("jaeger", jaeger.url, str(jaeger_pid or "-"), "up" if jaeger.ready() else "down")
+        table.add_row("jaeger", jaeger.url, str(jaeger_pid or "-"), "up" if jaeger.ready() else "down", "-")
     console.print(table)
 
 
-def _wait_for_signal() -> None:
+def _signalled() -> Callable[[], bool]:
+    """Whether Ctrl+C, SIGTERM or a closed terminal (SIGHUP) came, from now on."""
     import signal
 
     received: list[int] = []
@@ -227,7 +242,6 @@ def _wait_for_signal() -> None:
     def handler(signum: int, _: object) -> None:
         received.append(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl+C, kill, closed terminal
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
-    while not received:
-        signal.pause()
+    return lambda: bool(received)
