@@ -50,7 +50,7 @@ def server_config(
         lifespan="on",
         loop="none",  # the running loop (uvloop, from run_service) is used as it is
         http=protocol,
-        ws="websockets",  # the `websockets` package; it pings each client and drops one that stops answering
+        ws="websockets-sansio",  # the `websockets` package; it pings each client and drops one that stops answering
         ws_max_size=64 * 1024,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
