@@ -1,0 +1,193 @@
+"""The SDK subscriber against the real broker: every outcome once per group, filters, poison, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+
+import pytest
+from aiokafka import TopicPartition
+
+from jobrelay.config.settings import KafkaSettings, TopicSettings
+from jobrelay.jobs.events import JobCompleted, JobProgress, TerminalStatus
+from jobrelay.messaging.clients import make_admin, make_producer
+from jobrelay.messaging.codec import AvroCodec
+from jobrelay.messaging.headers import event_headers, header
+from jobrelay.sdk import Poison, Received, Subscriber
+from tests.integration.sdk.outcomes import outcome, publish, send_raw, started
+
+pytestmark = pytest.mark.kafka
+DEADLINE = 60.0
+STATUSES = list(TerminalStatus)
+
+
+def _group() -> str:
+    return f"downstream-{uuid.uuid4().hex[:8]}"
+
+
+async def _committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
+    admin = make_admin(kafka, "test-offsets")
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in offsets.items()}
+    finally:
+        await admin.close()
+
+
+async def test_every_outcome_once_per_group_and_nothing_of_an_aborted_transaction(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    jobs = [outcome(f"type.{i % 3}", STATUSES[i % 4]) for i in range(50)]
+    rolled_back = [outcome("type.0") for _ in range(5)]
+    await publish(kafka_settings, topics, jobs, aborted=rolled_back)
+    seen_sync: list[Received] = []
+    seen_async: list[Received] = []
+
+    async def async_handler(item: Received) -> None:
+        seen_async.append(item)
+
+    groups = _group(), _group()
+    subscribers = [
+        Subscriber(seen_sync.append, group_id=groups[0], kafka=kafka_settings, topics=topics, max_records=7),
+        Subscriber(async_handler, group_id=groups[1], kafka=kafka_settings, topics=topics),
+    ]
+    await asyncio.gather(*(s.run_async(count=50, timeout=DEADLINE) for s in subscribers))
+
+    wanted = {job.job_id: job for job in jobs}
+    for seen in (seen_sync, seen_async):
+        assert Counter(item.event.job_id for item in seen) == Counter(list(wanted)), "each outcome exactly once"
+        assert all(item.event == wanted[item.event.job_id] for item in seen), "decoded as written"
+        assert all(item.key == item.event.job_id.encode() for item in seen)
+        assert all(header(item.headers, "ce_type") == "jobrelay.job.completed.v1" for item in seen)
+    committed = await _committed(kafka_settings, groups[0])
+    assert sum(committed.values()) >= 50 and set(committed) == {TopicPartition(topics.completed, p) for p in range(3)}
+
+    late = outcome("type.late")
+    await publish(kafka_settings, topics, [late])
+    again: list[Received] = []
+    resumed = Subscriber(again.append, group_id=groups[0], kafka=kafka_settings, topics=topics)
+    await resumed.run_async(count=1, timeout=DEADLINE)
+    assert [item.event.job_id for item in again] == [late.job_id], "a restarted group resumes after what it handled"
+
+
+async def test_filters_by_type_pattern_and_status_and_progress_on_request(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    jobs = [
+        outcome(job_type, status)
+        for job_type in ("report.daily", "report.monthly", "image.resize")
+        for status in (TerminalStatus.SUCCEEDED, TerminalStatus.FAILED, TerminalStatus.EXPIRED)
+    ]
+    progress = [started("report.daily"), started("image.resize")]
+    await publish(kafka_settings, topics, [*jobs, *progress])
+    picked: list[Received] = []
+    subscriber = Subscriber(
+        picked.append,
+        group_id=_group(),
+        types=["report.*"],
+        statuses=["failed", "EXPIRED"],
+        progress=True,
+        kafka=kafka_settings,
+        topics=topics,
+    )
+    read = await subscriber.run_async(count=len(jobs) + len(progress), timeout=DEADLINE)
+
+    assert read == len(jobs) + len(progress)
+    outcomes = sorted((e.job_type, e.status) for i in picked if isinstance(e := i.event, JobCompleted))
+    assert outcomes == sorted(
+        (job_type, status)
+        for job_type in ("report.daily", "report.monthly")
+        for status in (TerminalStatus.FAILED, TerminalStatus.EXPIRED)
+    )
+    assert [i.event.job_id for i in picked if isinstance(i.event, JobProgress)] == [progress[0].job_id]
+    with pytest.raises(ValueError, match="RUNNING"):
+        Subscriber(picked.append, group_id=None, statuses=["RUNNING"], kafka=kafka_settings, topics=topics)
+
+
+async def _to_partition_zero(kafka: KafkaSettings, topic: str, events: list[JobCompleted]) -> None:
+    codec, producer = AvroCodec(), make_producer(kafka, "test-p0")
+    await producer.start()
+    try:
+        for event in events:
+            headers = event_headers(event, "/jobrelay/processor")
+            await producer.send_and_wait(
+                topic, codec.encode(event), key=event.job_id.encode(), partition=0, headers=headers
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_poison_record_is_reported_and_skipped_and_the_partition_goes_on(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    before, after = [outcome() for _ in range(3)], [outcome() for _ in range(3)]
+    await _to_partition_zero(kafka_settings, topics.completed, before)
+    garbage = os.urandom(64)
+    poison_offset = await send_raw(kafka_settings, topics.completed, garbage, partition=0)
+    await _to_partition_zero(kafka_settings, topics.completed, after)
+    handled: list[str] = []
+    reported: list[Poison] = []
+
+    async def report(poison: Poison) -> None:
+        reported.append(poison)
+
+    group = _group()
+    subscriber = Subscriber(
+        lambda item: handled.append(item.event.job_id),
+        group_id=group,
+        on_poison=report,
+        kafka=kafka_settings,
+        topics=topics,
+    )
+    await subscriber.run_async(count=7, timeout=DEADLINE)
+
+    assert handled == [job.job_id for job in before + after], "the records after the poison are handled, in order"
+    (poison,) = reported
+    assert (poison.topic, poison.partition, poison.offset) == (topics.completed, 0, poison_offset)
+    assert (poison.key, poison.value) == (b"garbage", garbage) and "C3 01" in poison.error
+
+    late = outcome()
+    await _to_partition_zero(kafka_settings, topics.completed, [late])
+    handled.clear()
+    await Subscriber(
+        lambda item: handled.append(item.event.job_id),
+        group_id=group,
+        on_poison=report,
+        kafka=kafka_settings,
+        topics=topics,
+    ).run_async(count=1, timeout=DEADLINE)
+    assert handled == [late.job_id] and len(reported) == 1, "committed past the poison: not reported again"
+
+
+class Boom(Exception):
+    """The downstream system the handler writes to is down."""
+
+
+async def test_a_failing_handler_stops_the_subscriber_and_its_record_comes_again(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    jobs = [outcome() for _ in range(5)]
+    await _to_partition_zero(kafka_settings, topics.completed, jobs)
+    handled: list[str] = []
+
+    def fail_on_the_third(item: Received) -> None:
+        if item.event.job_id == jobs[2].job_id:
+            raise Boom(item.event.job_id)
+        handled.append(item.event.job_id)
+
+    group = _group()
+    with pytest.raises(Boom):
+        await Subscriber(fail_on_the_third, group_id=group, kafka=kafka_settings, topics=topics).run_async(
+            count=5, timeout=DEADLINE
+        )
+    assert handled == [jobs[0].job_id, jobs[1].job_id]
+    assert (await _committed(kafka_settings, group))[TopicPartition(topics.completed, 0)] == 2
+
+    handled.clear()
+    await Subscriber(
+        lambda item: handled.append(item.event.job_id), group_id=group, kafka=kafka_settings, topics=topics
+    ).run_async(count=3, timeout=DEADLINE)
+    assert handled == [job.job_id for job in jobs[2:]], "the failed record first, nothing handled before it"
