@@ -3,7 +3,6 @@
 downstream (`Subscriber`).
 """
 
-from jobrelay.messaging.loop import Received
 from jobrelay.sdk.client import AsyncJobClient, JobClient
 from jobrelay.sdk.errors import (
     FieldError,
@@ -19,7 +18,7 @@ from jobrelay.sdk.identity import ANONYMOUS, build_requested, job_id_for, reques
 from jobrelay.sdk.publisher import JobPublisher, Published
 from jobrelay.sdk.request import JobSubmission, RequestLimits, canonical_json
 from jobrelay.sdk.status import TERMINAL, Accepted, JobView
-from jobrelay.sdk.subscriber import EventFilter, Handler, Poison, PoisonCallback, Subscriber
+from jobrelay.sdk.subscriber import Delivered, EventFilter, Handler, Poison, PoisonCallback, Subscriber
 from jobrelay.sdk.validation import validate_submission
 
 __all__ = [
@@ -28,7 +27,7 @@ __all__ = [
     "JobPublisher",
     "Published",
     "Subscriber",
-    "Received",
+    "Delivered",
     "EventFilter",
     "Handler",
     "Poison",

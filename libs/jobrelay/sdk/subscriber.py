@@ -32,16 +32,40 @@ from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted, JobProgress, TerminalStatus
 from jobrelay.messaging.clients import make_codec, make_consumer, topic_partitions
 from jobrelay.messaging.codec import SerializationError
+from jobrelay.messaging.headers import header
 from jobrelay.messaging.loop import ConsumerLoop, Received
 from jobrelay.observability.logging import get_logger
 from jobrelay.observability.tracing import consume_span
 
-__all__ = ["EventFilter", "Handler", "Poison", "PoisonCallback", "Subscriber"]
+__all__ = ["Delivered", "EventFilter", "Handler", "Poison", "PoisonCallback", "Subscriber"]
 
 log = get_logger(__name__)
 SERVICE = "subscriber"
 
-Handler = Callable[[Received], Awaitable[None] | None]
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An event for the handler, with where it came from (`event` is a JobProgress only with `progress=True`)."""
+
+    event: JobCompleted | JobProgress
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None  # the job id
+    headers: tuple[tuple[str, bytes], ...]  # CloudEvents ce_*, content-type, traceparent
+    timestamp_ms: int
+
+    @property
+    def job_id(self) -> str:
+        """The job the event is about."""
+        return self.event.job_id
+
+    def header(self, key: str) -> str | None:
+        """The first value of header `key` as text, or None."""
+        return header(self.headers, key)
+
+
+Handler = Callable[[Delivered], Awaitable[None] | None]
 """Called with each event that passes the filter; a plain function or a coroutine function."""
 
 
@@ -180,34 +204,36 @@ class Subscriber:
 
     async def _handle(self, batch: Sequence[Received]) -> None:
         """Hand every accepted event to the user's handler; on an error commit the records before it."""
-        handled: list[Received] = []
-        wanted = [item for item in batch if self._wanted(item)]
+        handled: list[Delivered] = []
+        wanted = self._select(batch)
         try:
             if self._sync:
                 await asyncio.to_thread(self._call_sync, wanted, handled)
             else:
                 for item in wanted:
-                    with consume_span(item.topic, item.partition, item.offset, item.event.job_id, item.headers):
+                    with consume_span(item.topic, item.partition, item.offset, item.job_id, item.headers):
                         await self.handler(item)  # type: ignore[misc]
                     handled.append(item)
         except BaseException:
             await self._commit_before(batch, handled, wanted)
             raise
 
-    def _call_sync(self, items: Sequence[Received], handled: list[Received]) -> None:
+    def _call_sync(self, items: Sequence[Delivered], handled: list[Delivered]) -> None:
         for item in items:
-            with consume_span(item.topic, item.partition, item.offset, item.event.job_id, item.headers):
+            with consume_span(item.topic, item.partition, item.offset, item.job_id, item.headers):
                 self.handler(item)
             handled.append(item)
 
-    def _wanted(self, item: Received) -> bool:
-        event = item.event
-        if not isinstance(event, JobCompleted | JobProgress):
-            return False  # another kind of event on these topics is not the handler's business
-        return self.filter.accepts(event)
+    def _select(self, batch: Sequence[Received]) -> list[Delivered]:
+        return [
+            Delivered(event, item.topic, item.partition, item.offset, item.key, item.headers, item.timestamp_ms)
+            for item in batch
+            # another kind of event on these topics is not the handler's business
+            if isinstance(event := item.event, JobCompleted | JobProgress) and self.filter.accepts(event)
+        ]
 
     async def _commit_before(
-        self, batch: Sequence[Received], handled: Sequence[Received], wanted: Sequence[Received]
+        self, batch: Sequence[Received], handled: Sequence[Delivered], wanted: Sequence[Delivered]
     ) -> None:
         """Commit, per partition, up to the first record whose handling did not finish."""
         done = {id(item) for item in handled}
@@ -216,10 +242,10 @@ class Subscriber:
             if id(item) not in done:
                 first_unhandled.setdefault(TopicPartition(item.topic, item.partition), item.offset)
         offsets: dict[TopicPartition, int] = {}
-        for item in batch:
-            tp = TopicPartition(item.topic, item.partition)
-            if item.offset < first_unhandled.get(tp, item.offset + 1):
-                offsets[tp] = item.offset + 1
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            if record.offset < first_unhandled.get(tp, record.offset + 1):
+                offsets[tp] = record.offset + 1
         with contextlib.suppress(Exception):  # the handler's error is the one to report
             await self._commit(offsets)
 

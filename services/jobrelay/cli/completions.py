@@ -10,9 +10,8 @@ import typer
 
 from jobrelay.config.settings import KafkaSettings, ObservabilitySettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted, TerminalStatus
-from jobrelay.messaging.loop import Received
 from jobrelay.observability.logging import configure_logging
-from jobrelay.sdk.subscriber import Subscriber
+from jobrelay.sdk.subscriber import Delivered, Subscriber
 
 __all__ = ["completions_app", "completion_json", "completion_line"]
 
@@ -20,7 +19,7 @@ completions_app = typer.Typer(help="Downstream: the outcomes on job-completed.",
 STATUSES = ", ".join(s.value for s in TerminalStatus)
 
 
-def completion_json(item: Received) -> dict[str, Any]:
+def completion_json(item: Delivered) -> dict[str, Any]:
     """One completion as a JSON object (`result` parsed back from its JSON text)."""
     event = item.event
     assert isinstance(event, JobCompleted)  # noqa: S101 - the subscriber hands over completions only
@@ -39,7 +38,7 @@ def completion_json(item: Received) -> dict[str, Any]:
     }
 
 
-def completion_line(item: Received) -> str:
+def completion_line(item: Delivered) -> str:
     """One completion as a line for people: time, status, type, job id, result or error."""
     data = completion_json(item)
     error = data["error"]

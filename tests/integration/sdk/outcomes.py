@@ -45,8 +45,8 @@ async def publish(
         publisher = EventProducer(producer, AvroCodec(), topics, "/jobrelay/processor")
         if aborted:
             await producer.begin_transaction()
-            for event in aborted:
-                await publisher.publish(event)
+            for rolled_back in aborted:
+                await publisher.publish(rolled_back)
             await producer.abort_transaction()
         async with producer.transaction():
             for event in events:

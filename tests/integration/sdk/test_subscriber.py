@@ -14,8 +14,8 @@ from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted, JobProgress, TerminalStatus
 from jobrelay.messaging.clients import make_admin, make_producer
 from jobrelay.messaging.codec import AvroCodec
-from jobrelay.messaging.headers import event_headers, header
-from jobrelay.sdk import Poison, Received, Subscriber
+from jobrelay.messaging.headers import event_headers
+from jobrelay.sdk import Delivered, Poison, Subscriber
 from tests.integration.sdk.outcomes import outcome, publish, send_raw, started
 
 pytestmark = pytest.mark.kafka
@@ -43,10 +43,10 @@ async def test_every_outcome_once_per_group_and_nothing_of_an_aborted_transactio
     jobs = [outcome(f"type.{i % 3}", STATUSES[i % 4]) for i in range(50)]
     rolled_back = [outcome("type.0") for _ in range(5)]
     await publish(kafka_settings, topics, jobs, aborted=rolled_back)
-    seen_sync: list[Received] = []
-    seen_async: list[Received] = []
+    seen_sync: list[Delivered] = []
+    seen_async: list[Delivered] = []
 
-    async def async_handler(item: Received) -> None:
+    async def async_handler(item: Delivered) -> None:
         seen_async.append(item)
 
     groups = _group(), _group()
@@ -58,19 +58,19 @@ async def test_every_outcome_once_per_group_and_nothing_of_an_aborted_transactio
 
     wanted = {job.job_id: job for job in jobs}
     for seen in (seen_sync, seen_async):
-        assert Counter(item.event.job_id for item in seen) == Counter(list(wanted)), "each outcome exactly once"
-        assert all(item.event == wanted[item.event.job_id] for item in seen), "decoded as written"
-        assert all(item.key == item.event.job_id.encode() for item in seen)
-        assert all(header(item.headers, "ce_type") == "jobrelay.job.completed.v1" for item in seen)
+        assert Counter(item.job_id for item in seen) == Counter(list(wanted)), "each outcome exactly once"
+        assert all(item.event == wanted[item.job_id] for item in seen), "decoded as written"
+        assert all(item.key == item.job_id.encode() for item in seen)
+        assert all(item.header("ce_type") == "jobrelay.job.completed.v1" for item in seen)
     committed = await _committed(kafka_settings, groups[0])
     assert sum(committed.values()) >= 50 and set(committed) == {TopicPartition(topics.completed, p) for p in range(3)}
 
     late = outcome("type.late")
     await publish(kafka_settings, topics, [late])
-    again: list[Received] = []
+    again: list[Delivered] = []
     resumed = Subscriber(again.append, group_id=groups[0], kafka=kafka_settings, topics=topics)
     await resumed.run_async(count=1, timeout=DEADLINE)
-    assert [item.event.job_id for item in again] == [late.job_id], "a restarted group resumes after what it handled"
+    assert [item.job_id for item in again] == [late.job_id], "a restarted group resumes after what it handled"
 
 
 async def test_filters_by_type_pattern_and_status_and_progress_on_request(
@@ -83,7 +83,7 @@ async def test_filters_by_type_pattern_and_status_and_progress_on_request(
     ]
     progress = [started("report.daily"), started("image.resize")]
     await publish(kafka_settings, topics, [*jobs, *progress])
-    picked: list[Received] = []
+    picked: list[Delivered] = []
     subscriber = Subscriber(
         picked.append,
         group_id=_group(),
@@ -102,7 +102,7 @@ async def test_filters_by_type_pattern_and_status_and_progress_on_request(
         for job_type in ("report.daily", "report.monthly")
         for status in (TerminalStatus.FAILED, TerminalStatus.EXPIRED)
     )
-    assert [i.event.job_id for i in picked if isinstance(i.event, JobProgress)] == [progress[0].job_id]
+    assert [i.job_id for i in picked if isinstance(i.event, JobProgress)] == [progress[0].job_id]
     with pytest.raises(ValueError, match="RUNNING"):
         Subscriber(picked.append, group_id=None, statuses=["RUNNING"], kafka=kafka_settings, topics=topics)
 
@@ -136,7 +136,7 @@ async def test_a_poison_record_is_reported_and_skipped_and_the_partition_goes_on
 
     group = _group()
     subscriber = Subscriber(
-        lambda item: handled.append(item.event.job_id),
+        lambda item: handled.append(item.job_id),
         group_id=group,
         on_poison=report,
         kafka=kafka_settings,
@@ -153,7 +153,7 @@ async def test_a_poison_record_is_reported_and_skipped_and_the_partition_goes_on
     await _to_partition_zero(kafka_settings, topics.completed, [late])
     handled.clear()
     await Subscriber(
-        lambda item: handled.append(item.event.job_id),
+        lambda item: handled.append(item.job_id),
         group_id=group,
         on_poison=report,
         kafka=kafka_settings,
@@ -173,10 +173,10 @@ async def test_a_failing_handler_stops_the_subscriber_and_its_record_comes_again
     await _to_partition_zero(kafka_settings, topics.completed, jobs)
     handled: list[str] = []
 
-    def fail_on_the_third(item: Received) -> None:
-        if item.event.job_id == jobs[2].job_id:
-            raise Boom(item.event.job_id)
-        handled.append(item.event.job_id)
+    def fail_on_the_third(item: Delivered) -> None:
+        if item.job_id == jobs[2].job_id:
+            raise Boom(item.job_id)
+        handled.append(item.job_id)
 
     group = _group()
     with pytest.raises(Boom):
@@ -188,6 +188,6 @@ async def test_a_failing_handler_stops_the_subscriber_and_its_record_comes_again
 
     handled.clear()
     await Subscriber(
-        lambda item: handled.append(item.event.job_id), group_id=group, kafka=kafka_settings, topics=topics
+        lambda item: handled.append(item.job_id), group_id=group, kafka=kafka_settings, topics=topics
     ).run_async(count=3, timeout=DEADLINE)
     assert handled == [job.job_id for job in jobs[2:]], "the failed record first, nothing handled before it"
