@@ -6,9 +6,11 @@ import json
 import uuid
 from collections.abc import Sequence
 
+from aiokafka import TopicPartition
+
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted, JobError, JobProgress, JobRequested, ProgressKind, TerminalStatus
-from jobrelay.messaging.clients import EventProducer, make_producer
+from jobrelay.messaging.clients import EventProducer, make_admin, make_producer
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.processor.outputs import completed, progress
 
@@ -64,3 +66,14 @@ async def send_raw(kafka: KafkaSettings, topic: str, value: bytes, *, partition:
         return int(metadata.offset)
     finally:
         await producer.stop()
+
+
+async def committed_offsets(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
+    """The offsets `group` committed, by partition."""
+    admin = make_admin(kafka, "test-offsets")
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in offsets.items()}
+    finally:
+        await admin.close()

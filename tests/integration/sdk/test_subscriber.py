@@ -12,11 +12,11 @@ from aiokafka import TopicPartition
 
 from jobrelay.config.settings import KafkaSettings, TopicSettings
 from jobrelay.jobs.events import JobCompleted, JobProgress, TerminalStatus
-from jobrelay.messaging.clients import make_admin, make_producer
+from jobrelay.messaging.clients import make_producer
 from jobrelay.messaging.codec import AvroCodec
 from jobrelay.messaging.headers import event_headers
 from jobrelay.sdk import Delivered, Poison, Subscriber
-from tests.integration.sdk.outcomes import outcome, publish, send_raw, started
+from tests.integration.sdk.outcomes import committed_offsets, outcome, publish, send_raw, started
 
 pytestmark = pytest.mark.kafka
 DEADLINE = 60.0
@@ -25,16 +25,6 @@ STATUSES = list(TerminalStatus)
 
 def _group() -> str:
     return f"downstream-{uuid.uuid4().hex[:8]}"
-
-
-async def _committed(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
-    admin = make_admin(kafka, "test-offsets")
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-        return {tp: meta.offset for tp, meta in offsets.items()}
-    finally:
-        await admin.close()
 
 
 async def test_every_outcome_once_per_group_and_nothing_of_an_aborted_transaction(
@@ -62,7 +52,7 @@ async def test_every_outcome_once_per_group_and_nothing_of_an_aborted_transactio
         assert all(item.event == wanted[item.job_id] for item in seen), "decoded as written"
         assert all(item.key == item.job_id.encode() for item in seen)
         assert all(item.header("ce_type") == "jobrelay.job.completed.v1" for item in seen)
-    committed = await _committed(kafka_settings, groups[0])
+    committed = await committed_offsets(kafka_settings, groups[0])
     assert sum(committed.values()) >= 50 and set(committed) == {TopicPartition(topics.completed, p) for p in range(3)}
 
     late = outcome("type.late")
@@ -184,7 +174,7 @@ async def test_a_failing_handler_stops_the_subscriber_and_its_record_comes_again
             count=5, timeout=DEADLINE
         )
     assert handled == [jobs[0].job_id, jobs[1].job_id]
-    assert (await _committed(kafka_settings, group))[TopicPartition(topics.completed, 0)] == 2
+    assert (await committed_offsets(kafka_settings, group))[TopicPartition(topics.completed, 0)] == 2
 
     handled.clear()
     await Subscriber(
