@@ -39,12 +39,13 @@ async def publish(
     events: Sequence[JobCompleted | JobProgress],
     *,
     aborted: Sequence[JobCompleted] = (),
+    codec: AvroCodec | None = None,
 ) -> None:
     """`events` in one committed transaction (as the processor writes them); `aborted` in one rolled back."""
     producer = make_producer(kafka, "test-outcomes", transactional_id=f"test-outcomes-{uuid.uuid4().hex}")
     await producer.start()
     try:
-        publisher = EventProducer(producer, AvroCodec(), topics, "/jobrelay/processor")
+        publisher = EventProducer(producer, codec or AvroCodec(), topics, "/jobrelay/processor")
         if aborted:
             await producer.begin_transaction()
             for rolled_back in aborted:
