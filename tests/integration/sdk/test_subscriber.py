@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections import Counter
@@ -181,3 +182,40 @@ async def test_a_failing_handler_stops_the_subscriber_and_its_record_comes_again
         lambda item: handled.append(item.job_id), group_id=group, kafka=kafka_settings, topics=topics
     ).run_async(count=3, timeout=DEADLINE)
     assert handled == [job.job_id for job in jobs[2:]], "the failed record first, nothing handled before it"
+
+
+@pytest.mark.slow
+async def test_two_members_of_one_group_share_the_outcomes_without_repeats(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> None:
+    jobs = [outcome() for _ in range(60)]
+    await publish(kafka_settings, topics, jobs)
+    handled: dict[str, list[str]] = {"first": [], "second": []}
+    under_way, all_handled = asyncio.Event(), asyncio.Event()
+
+    def member(name: str) -> Subscriber:
+        async def slow(item: Delivered) -> None:
+            # the downstream work: slow enough that the second member joins (a heartbeat, ~3 s) mid-way
+            await asyncio.sleep(0.1)
+            handled[name].append(item.job_id)
+            if len(handled["first"]) >= 10:
+                under_way.set()
+            if len(handled["first"]) + len(handled["second"]) >= len(jobs):
+                all_handled.set()
+
+        return Subscriber(slow, group_id=group, max_records=5, kafka=kafka_settings, topics=topics)
+
+    group = _group()
+    first, second = member("first"), member("second")
+    running = [asyncio.create_task(first.run_async(timeout=DEADLINE))]
+    await asyncio.wait_for(under_way.wait(), DEADLINE)
+    running.append(asyncio.create_task(second.run_async(timeout=DEADLINE)))
+    with contextlib.suppress(TimeoutError):  # the assertions below say what was missing
+        await asyncio.wait_for(all_handled.wait(), DEADLINE)
+    first.stop()
+    second.stop()
+    await asyncio.gather(*running)
+
+    everything = handled["first"] + handled["second"]
+    assert Counter(everything) == Counter(job.job_id for job in jobs), "each outcome once across the rebalance"
+    assert handled["second"], "the second member took partitions over"
