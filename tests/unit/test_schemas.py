@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -147,3 +148,15 @@ def test_every_kept_version_reads_every_other(name: str, older: int, newer: int)
     sample = next(event for event in SAMPLES.values() if _name(event) == name)
     assert old.decode(new.encode(sample)) == sample
     assert new.decode(old.encode(sample)) == sample
+
+
+def test_the_readme_names_each_downstream_schemas_fingerprint() -> None:
+    """Non-Python consumers look fingerprints up in the README's table: it must match the files."""
+    readme = (default_schema_dir().parent / "README.md").read_text()
+    table = dict(re.findall(r"\| `([0-9a-f]{16})` \| `schemas/([a-z-]+/v\d+\.avsc)`", readme))
+    files = {
+        v.fingerprint.hex(): f"{v.topic}/v{v.version}.avsc"
+        for v in load_schemas().versions
+        if v.topic in ("job-completed", "job-progress")
+    }
+    assert table == files, "a schema version was added: add its fingerprint to README's Downstream consumers"

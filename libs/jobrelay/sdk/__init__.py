@@ -1,5 +1,6 @@
 """The jobrelay SDK: submit jobs over HTTP (`JobClient`, `AsyncJobClient`) or straight to Kafka
-(`JobPublisher`), with the request model and id derivation the intake uses.
+(`JobPublisher`), with the request model and id derivation the intake uses; consume their outcomes
+downstream (`Subscriber`).
 """
 
 from jobrelay.sdk.client import AsyncJobClient, JobClient
@@ -17,6 +18,7 @@ from jobrelay.sdk.identity import ANONYMOUS, build_requested, job_id_for, reques
 from jobrelay.sdk.publisher import JobPublisher, Published
 from jobrelay.sdk.request import JobSubmission, RequestLimits, canonical_json
 from jobrelay.sdk.status import TERMINAL, Accepted, JobView
+from jobrelay.sdk.subscriber import Delivered, EventFilter, Handler, Poison, PoisonCallback, Subscriber
 from jobrelay.sdk.validation import validate_submission
 
 __all__ = [
@@ -24,6 +26,12 @@ __all__ = [
     "JobClient",
     "JobPublisher",
     "Published",
+    "Subscriber",
+    "Delivered",
+    "EventFilter",
+    "Handler",
+    "Poison",
+    "PoisonCallback",
     "Accepted",
     "JobView",
     "TERMINAL",

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from jobrelay.cli.bench import bench
+from jobrelay.cli.completions import completions_app
 from jobrelay.cli.dev import dev_app
 from jobrelay.cli.dlq import dlq_app
 from jobrelay.cli.jobs import register as register_job_commands
@@ -26,6 +27,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(completions_app, name="completions")
 app.add_typer(keys_app, name="keys")
 app.add_typer(intake_app, name="intake")
 app.add_typer(processor_app, name="processor")
