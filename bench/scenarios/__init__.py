@@ -25,6 +25,7 @@ _MODULES: dict[str, str] = {
     "projector-rebuild": "bench.scenarios.projector_rebuild",
     "processor-memory": "bench.scenarios.processor_memory",
     "cancel": "bench.scenarios.cancel",
+    "intake-wait": "bench.scenarios.intake_wait",
     "peer": "bench.scenarios.peer",
     "client-cpu": "bench.scenarios.client_cpu",
 }
