@@ -80,6 +80,7 @@ async def test_a_job_that_ends_within_the_wait_answers_200_with_its_final_status
     assert view.status == "succeeded"
     assert {k: document[k] for k in SHARED} == {k: served[k] for k in SHARED}, "the status view's document"
     assert document["links"] == served["links"]
+    assert 'jobrelay_intake_waits_total{outcome="finished"}' in (await http.get("/metrics")).text
 
 
 async def test_a_job_that_outlasts_the_wait_gets_the_usual_202_after_the_wait(

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay.http.auth import Authenticator, require
@@ -47,13 +48,15 @@ from jobrelay.sdk.identity import ANONYMOUS, build_requested
 from jobrelay.sdk.validation import validate_submission
 from jobrelay.security.keys import Scope as KeyScope
 
-__all__ = ["ROUTE", "SubmitHandler", "SubmitRoute"]
+__all__ = ["ROUTE", "WAITS", "SubmitHandler", "SubmitRoute", "Wait"]
 
 log = get_logger(__name__)
 ROUTE = "/v1/jobs"
 _TRACER = trace.get_tracer("jobrelay.intake")
 _SPAN_ATTRIBUTES = {"http.request.method": "POST", "http.route": ROUTE, "url.path": ROUTE}
 _ACCEPTED, _REPLAYED = REQUESTS.labels("accepted"), REQUESTS.labels("replayed")
+WAITS = Counter("jobrelay_intake_waits_total", "Accepted POSTs with Prefer: wait, by how the wait ended", ["outcome"])
+_WAIT_FINISHED, _WAIT_TIMED_OUT = WAITS.labels("finished"), WAITS.labels("timed_out")  # 200, 202
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
 
@@ -123,6 +126,7 @@ class SubmitHandler:
         if wait is not None and expected is not None:
             left = started + wait.seconds - time.perf_counter()
             completed = await wait.completions.outcome(event.job_id, expected, left)
+            (_WAIT_TIMED_OUT if completed is None else _WAIT_FINISHED).inc()
             if completed is not None:
                 return self._finished(event, completed, wait.seconds, replayed)
         return self._accepted(event.job_id, replayed, latest)
