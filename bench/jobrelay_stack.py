@@ -81,8 +81,12 @@ def stack(
     intake: bool = False,
     notifier: bool = False,
     group: str = "bench",
+    handlers: str | None = None,
 ) -> Iterator[Stack]:
-    """Start processor, projector (and intake, notifier); yield them; stop them all by PID on exit."""
+    """Start processor, projector (and intake, notifier); yield them; stop them all by PID on exit.
+
+    `handlers`: the processor's handler modules instead of `bench.noop` (comma-separated).
+    """
     view_db = workdir / "view.sqlite"
     processor_env = {
         **COMMON_ENV,
@@ -90,6 +94,8 @@ def stack(
         "JOBRELAY_PROCESSOR_GROUP_ID": f"{topics.prefix}{group}-processor",
         "JOBRELAY_PROCESSOR_TRANSACTIONAL_ID_PREFIX": f"{topics.prefix}{group}-processor",
     }
+    if handlers is not None:
+        processor_env["JOBRELAY_PROCESSOR_HANDLER_MODULES"] = handlers
     projector_env = {**COMMON_ENV, "JOBRELAY_PROJECTOR_DB_PATH": str(view_db)}
     with ExitStack() as services:
         processor = services.enter_context(service("processor", kafka, topics, workdir, processor_env))

@@ -26,6 +26,7 @@ _MODULES: dict[str, str] = {
     "processor-memory": "bench.scenarios.processor_memory",
     "cancel": "bench.scenarios.cancel",
     "ws-fanout": "bench.scenarios.ws_fanout",
+    "intake-wait": "bench.scenarios.intake_wait",
     "peer": "bench.scenarios.peer",
     "client-cpu": "bench.scenarios.client_cpu",
 }

@@ -21,6 +21,8 @@ from jobrelay.dev.stack import Stack
 from jobrelay.sdk import AsyncJobClient
 from tests.e2e.collector import Collector, collecting
 
+MAX_WAIT_S = 8  # the stack intake's cap on `Prefer: wait=N`
+
 
 @dataclass(frozen=True)
 class RunningStack:
@@ -95,6 +97,7 @@ def _stack(
         "JOBRELAY_LOG_FORMAT": "json",
         "JOBRELAY_INTAKE_STATUS_BASE_URL": f"http://127.0.0.1:{ports['projector']}",
         "JOBRELAY_INTAKE_CALLBACK_ALLOW_HTTP": "true",
+        "JOBRELAY_INTAKE_MAX_WAIT_S": str(MAX_WAIT_S),
         "JOBRELAY_INTAKE_CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
         "JOBRELAY_NOTIFIER_ALLOW_HTTP": "true",
         "JOBRELAY_NOTIFIER_ALLOWED_NETWORKS": "127.0.0.1/32",

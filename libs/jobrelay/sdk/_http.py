@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,14 +31,25 @@ class ClientConfig:
     max_wait: int = 30  # the longest `Prefer: wait=N` the client asks for
 
     def submit_request(
-        self, job_type: str, payload: Any, idempotency_key: str | None, options: dict[str, Any]
+        self,
+        job_type: str,
+        payload: Any,
+        idempotency_key: str | None,
+        options: dict[str, Any],
+        wait: float | None = None,
     ) -> tuple[str, dict[str, Any], dict[str, str]]:
-        """URL, JSON body and headers of a submission (a fresh Idempotency-Key when none given)."""
+        """URL, JSON body and headers of a submission (a fresh Idempotency-Key when none given).
+
+        `wait`: ask the intake to answer with the final status if the job ends within that many
+        seconds (`Prefer: wait=N`, N rounded up to whole seconds).
+        """
         body: dict[str, Any] = {"type": job_type, "payload": payload}
         for name, value in options.items():
             if value is not None:
                 body[name] = value.isoformat() if isinstance(value, datetime) else value
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), **self._identity()}
+        if wait is not None and wait > 0:
+            headers["Prefer"] = f"wait={math.ceil(wait)}"
         return f"{self.base_url.rstrip('/')}/v1/jobs", body, headers
 
     def _identity(self) -> dict[str, str]:

@@ -12,13 +12,13 @@ import asyncio
 import os
 import time
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, overload
 
 import httpx
 
 from jobrelay.sdk._http import ClientConfig, JobRef, backoff, pause_after, retryable
 from jobrelay.sdk.errors import WaitTimeout
-from jobrelay.sdk.status import Accepted, JobView, accepted_from, raise_for_problem, view_from
+from jobrelay.sdk.status import Accepted, JobView, accepted_from, raise_for_problem, submitted_from, view_from
 
 __all__ = ["AsyncJobClient", "JobClient"]
 
@@ -51,6 +51,7 @@ class JobClient:
         """Close the connection pool."""
         self.http.close()
 
+    @overload
     def submit(
         self,
         job_type: str,
@@ -61,20 +62,54 @@ class JobClient:
         timeout_s: float | None = None,
         expires_at: datetime | None = None,
         max_attempts: int | None = None,
-    ) -> Accepted:
-        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input."""
+        wait: None = None,
+    ) -> Accepted: ...
+
+    @overload
+    def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+        wait: float,
+    ) -> Accepted | JobView: ...
+
+    def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+        wait: float | None = None,
+    ) -> Accepted | JobView:
+        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input.
+
+        With `wait` (seconds, sent as `Prefer: wait=N`): the job's final status (a JobView) when it
+        ended within that time, else the usual Accepted.
+        """
         options = {
             "callback_url": callback_url,
             "timeout_s": timeout_s,
             "expires_at": expires_at,
             "max_attempts": max_attempts,
         }
-        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options)
+        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options, wait)
+        # A long wait needs a longer read timeout; without one the client's own timeouts apply.
+        limit = (self.http.timeout.read or 10.0) + wait if wait else httpx.USE_CLIENT_DEFAULT
         for attempt in range(self.config.max_retries + 1):
             try:
-                response = self.http.post(url, json=body, headers=headers)
+                response = self.http.post(url, json=body, headers=headers, timeout=limit)
                 raise_for_problem(response)
-                return accepted_from(response)
+                return submitted_from(response)
             except Exception as exc:
                 if not retryable(exc) or attempt == self.config.max_retries:
                     raise
@@ -157,6 +192,7 @@ class AsyncJobClient:
         """Close the connection pool."""
         await self.http.aclose()
 
+    @overload
     async def submit(
         self,
         job_type: str,
@@ -167,20 +203,54 @@ class AsyncJobClient:
         timeout_s: float | None = None,
         expires_at: datetime | None = None,
         max_attempts: int | None = None,
-    ) -> Accepted:
-        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input."""
+        wait: None = None,
+    ) -> Accepted: ...
+
+    @overload
+    async def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+        wait: float,
+    ) -> Accepted | JobView: ...
+
+    async def submit(
+        self,
+        job_type: str,
+        payload: Any,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        timeout_s: float | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int | None = None,
+        wait: float | None = None,
+    ) -> Accepted | JobView:
+        """Submit a job; returns once the intake persisted it (202). Raises ProblemError on bad input.
+
+        With `wait` (seconds, sent as `Prefer: wait=N`): the job's final status (a JobView) when it
+        ended within that time, else the usual Accepted.
+        """
         options = {
             "callback_url": callback_url,
             "timeout_s": timeout_s,
             "expires_at": expires_at,
             "max_attempts": max_attempts,
         }
-        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options)
+        url, body, headers = self.config.submit_request(job_type, payload, idempotency_key, options, wait)
+        # A long wait needs a longer read timeout; without one the client's own timeouts apply.
+        limit = (self.http.timeout.read or 10.0) + wait if wait else httpx.USE_CLIENT_DEFAULT
         for attempt in range(self.config.max_retries + 1):
             try:
-                response = await self.http.post(url, json=body, headers=headers)
+                response = await self.http.post(url, json=body, headers=headers, timeout=limit)
                 raise_for_problem(response)
-                return accepted_from(response)
+                return submitted_from(response)
             except Exception as exc:
                 if not retryable(exc) or attempt == self.config.max_retries:
                     raise

@@ -23,6 +23,7 @@ __all__ = [
     "long_poll_applied",
     "raise_for_problem",
     "retry_after",
+    "submitted_from",
     "view_from",
 ]
 
@@ -122,6 +123,11 @@ def accepted_from(response: httpx.Response) -> Accepted:
             "replayed": response.headers.get("idempotent-replayed") == "true",
         }
     )
+
+
+def submitted_from(response: httpx.Response) -> Accepted | JobView:
+    """What a submission answered: the job's final status (200, it ended within `Prefer: wait`), else its 202."""
+    return view_from(response) if response.status_code == 200 else accepted_from(response)
 
 
 def view_from(response: httpx.Response) -> JobView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import httpx
@@ -58,7 +59,9 @@ def _fail(exc: Exception) -> typer.Exit:
 def submit(
     job_type: str = typer.Argument(..., help="Dotted job type, e.g. demo.echo."),
     payload: str = typer.Option("{}", "--payload", "-p", help="The job's input, as JSON."),
-    wait: bool = typer.Option(False, "--wait", "-w", help="Wait for the outcome and print it."),
+    wait: bool = typer.Option(
+        False, "--wait", "-w", help="Wait for the outcome (Prefer: wait, then polling) and print it."
+    ),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key", help="Makes retries safe."),
     callback_url: str | None = typer.Option(None, "--callback-url", help="Webhook for the outcome."),
@@ -73,10 +76,17 @@ def submit(
         raise typer.Exit(2) from exc
     with _client(intake_url, status_url) as client:
         try:
-            accepted = client.submit(job_type, body, idempotency_key=idempotency_key, callback_url=callback_url)
-            console.print(f"accepted [bold]{accepted.id}[/bold]  {accepted.links.get('status', '')}")
+            started = time.monotonic()
+            # --wait asks the intake to answer with the outcome (Prefer: wait); a 202 is then polled.
+            sync = min(timeout, client.config.max_wait) if wait else None
+            answer = client.submit(
+                job_type, body, idempotency_key=idempotency_key, callback_url=callback_url, wait=sync
+            )
+            where = answer.links.get("status") or answer.links.get("self", "")
+            console.print(f"accepted [bold]{answer.id}[/bold]  {where}")
             if wait:
-                view = client.wait(accepted, timeout=timeout)
+                left = timeout - (time.monotonic() - started)
+                view = answer if isinstance(answer, JobView) else client.wait(answer, timeout=max(left, 0.0))
                 _show(view)
                 if view.status != "succeeded":
                     raise typer.Exit(1)

@@ -48,9 +48,46 @@ def _problem_doc(description: str) -> dict[str, Any]:
 
 
 BEARER = HTTPBearer(auto_error=False, description="An API key: `jobrelay keys add TENANT` prints one.")
+_STATUS_DOCUMENT = {
+    "type": "object",
+    "description": "The job's final status, the document `GET /v1/jobs/{id}` serves (the result inline).",
+    "required": ["id", "type", "status", "links"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["succeeded", "failed", "cancelled", "expired"]},
+        "progress": {"type": ["number", "null"]},
+        "attempts": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "completed_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "result": {"description": "What the handler returned (succeeded jobs)."},
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "retryable": {"type": "boolean"}},
+        },
+        "links": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
 RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The job ended within `Prefer: wait=N`: its final status.",
+        "content": {"application/json": {"schema": _STATUS_DOCUMENT}},
+        "headers": {
+            "Preference-Applied": {"description": "`wait=N`, N as capped by the intake.", "schema": {"type": "string"}},
+            "Content-Location": {"description": "The job's status URL.", "schema": {"type": "string"}},
+            "Location": {"description": "The job's status URL.", "schema": {"type": "string"}},
+            "Idempotent-Replayed": {
+                "description": "`true` when an earlier request with this key was accepted.",
+                "schema": {"type": "string"},
+            },
+        },
+    },
     202: {
-        "description": "Accepted: the JobRequested record is on Kafka (acks=all).",
+        "description": "Accepted: the JobRequested record is on Kafka (acks=all); with `Prefer: wait=N`, the job "
+        "did not end within N seconds.",
         "headers": {
             "Location": {"description": "The job's status URL.", "schema": {"type": "string"}},
             "Retry-After": {"description": "Seconds before the first status poll.", "schema": {"type": "integer"}},
@@ -96,6 +133,12 @@ def jobs_router(handler: SubmitHandler) -> APIRouter:
     parameters = [
         _header_doc("Idempotency-Key", "Same key → same job."),
         _header_doc(handler.client_header, "Client identity."),
+        _header_doc(
+            "Prefer",
+            "`wait=N` (RFC 7240): wait up to N seconds (capped by JOBRELAY_INTAKE_MAX_WAIT_S) for the job to end, "
+            "then answer 200 with its final status; else the usual 202. A malformed value is ignored.",
+            example="wait=5",
+        ),
     ]
 
     @router.post(
@@ -113,8 +156,9 @@ def jobs_router(handler: SubmitHandler) -> APIRouter:
     return router
 
 
-def _header_doc(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
+def _header_doc(name: str, description: str, example: str | None = None) -> dict[str, Any]:
+    doc = {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
+    return doc | ({"example": example} if example is not None else {})
 
 
 class _Delegated(Response):

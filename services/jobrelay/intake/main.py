@@ -18,6 +18,7 @@ from jobrelay.intake.accept import Intake
 from jobrelay.intake.api import jobs_router
 from jobrelay.intake.backlog import BacklogMonitor
 from jobrelay.intake.broker import BrokerLink
+from jobrelay.intake.completions import Completions
 from jobrelay.intake.settings import IntakeSettings
 from jobrelay.intake.store import IdempotencyStore
 from jobrelay.intake.submit import SubmitHandler, SubmitRoute
@@ -48,6 +49,7 @@ class Components:
 
     link: BrokerLink | None = None
     backlog: BacklogMonitor | None = None
+    completions: Completions | None = None
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """Ready while the producer is connected; with the processors' backlog for operators."""
@@ -57,6 +59,8 @@ class Components:
         latest = self.backlog.latest if self.backlog is not None else None
         if latest is not None:
             details = {**details, "backlog": latest.records, "drain_per_s": round(latest.drain_per_s, 1)}
+        if self.completions is not None:  # Prefer: wait is honoured once job-completed is read from its end
+            details = {**details, "completions": "watching" if self.completions.watching else "starting"}
         return ready, details
 
 
@@ -75,7 +79,7 @@ def create_app(
     authenticator = Authenticator(auth or AuthSettings())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake | BacklogMonitor | None]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Intake | BacklogMonitor | Completions | None]]:
         async with AsyncExitStack() as stack:
             # Every replica derives idempotent job ids with the same secret: made once, kept in the key file.
             KeyFile(authenticator.settings.keys_file).ensure_id_secret()
@@ -96,14 +100,23 @@ def create_app(
                 )
                 backlog = await stack.enter_async_context(monitor.running())
             components.backlog = backlog
-            yield {"intake": Intake(link, store, settings.publish_timeout_s), "backlog": backlog}
+            completions = None
+            if settings.max_wait_s > 0:
+                watch = Completions(kafka, topics.completed, codec, remember=settings.wait_recent)
+                completions = await stack.enter_async_context(watch.running())
+            components.completions = completions
+            intake = Intake(link, store, settings.publish_timeout_s)
+            yield {"intake": intake, "backlog": backlog, "completions": completions}
             components.link = None
 
     app = FastAPI(
         title="jobrelay intake",
         version="1",
         lifespan=lifespan,
-        description="Submit jobs: 202 Accepted once the request is durably on Kafka.",
+        description=(
+            "Submit jobs: 202 Accepted once the request is durably on Kafka; "
+            "200 with the final status when it ends within `Prefer: wait=N`."
+        ),
         # The submit handler makes the request's span; FastAPI's own would be a second.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

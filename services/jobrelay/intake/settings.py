@@ -66,6 +66,16 @@ class IntakeSettings(BaseSettings):
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a key is remembered.")
     publish_timeout_s: float = Field(default=5.0, gt=0, description="Wait this long for Kafka's ack, then 503.")
     poll_after_s: int = Field(default=1, ge=0, description="Retry-After of a 202: when to first poll the status.")
+    max_wait_s: int = Field(
+        default=30,
+        ge=0,
+        description="Longest `Prefer: wait=N` a POST may wait for the job's outcome (0: never; job-completed unread).",
+    )
+    wait_recent: int = Field(
+        default=10_000,
+        ge=0,
+        description="Recent outcomes kept (up to 64 MiB) so a replay with Prefer: wait of a finished job answers 200.",
+    )
     unavailable_retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503.")
     workers: int = Field(default=1, ge=1, le=64, description="Processes sharing the port (SO_REUSEPORT).")
     grace_s: float = Field(default=30.0, ge=0, description="SIGTERM: how long in-flight requests may finish.")

@@ -12,21 +12,25 @@ span is current while the job is accepted, so the record's headers and the log l
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay.http.auth import Authenticator, require
 from jobrelay.http.limits import Buckets
 from jobrelay.http.problems import PROBLEM_JSON, Problem
-from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, BrokerUnavailable, IdempotencyConflict, Intake
+from jobrelay.intake.accept import ACCEPT_SECONDS, REQUESTS, Accepted, BrokerUnavailable, IdempotencyConflict, Intake
 from jobrelay.intake.backlog import Backlog, BacklogMonitor
+from jobrelay.intake.completions import Completions
+from jobrelay.intake.prefer import finished_document, wait_preference
 from jobrelay.intake.problems import (
     check_header,
     check_media_type,
@@ -37,20 +41,31 @@ from jobrelay.intake.problems import (
     unavailable,
 )
 from jobrelay.intake.settings import IntakeSettings
+from jobrelay.jobs.events import JobCompleted, JobRequested
 from jobrelay.observability.logging import get_logger
 from jobrelay.sdk.errors import InvalidJobRequest
 from jobrelay.sdk.identity import ANONYMOUS, build_requested
 from jobrelay.sdk.validation import validate_submission
 from jobrelay.security.keys import Scope as KeyScope
 
-__all__ = ["ROUTE", "SubmitHandler", "SubmitRoute"]
+__all__ = ["ROUTE", "WAITS", "SubmitHandler", "SubmitRoute", "Wait"]
 
 log = get_logger(__name__)
 ROUTE = "/v1/jobs"
 _TRACER = trace.get_tracer("jobrelay.intake")
 _SPAN_ATTRIBUTES = {"http.request.method": "POST", "http.route": ROUTE, "url.path": ROUTE}
 _ACCEPTED, _REPLAYED = REQUESTS.labels("accepted"), REQUESTS.labels("replayed")
+WAITS = Counter("jobrelay_intake_waits_total", "Accepted POSTs with Prefer: wait, by how the wait ended", ["outcome"])
+_WAIT_FINISHED, _WAIT_TIMED_OUT = WAITS.labels("finished"), WAITS.labels("timed_out")  # 200, 202
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A `Prefer: wait=N` this intake honours: N (capped) and where the outcomes arrive."""
+
+    seconds: int
+    completions: Completions
 
 
 class ClientGone(Exception):
@@ -63,7 +78,8 @@ class SubmitHandler:
     def __init__(self, settings: IntakeSettings, auth: Authenticator) -> None:
         self._settings, self._limits, self._auth = settings, settings.limits(), auth
         self._submits = Buckets(settings.submits_per_s, settings.submits_burst, what="submitting jobs")
-        self._jobs_url = f"{settings.status_base_url.rstrip('/')}{ROUTE}/"
+        self._status_base = settings.status_base_url.rstrip("/")
+        self._jobs_url = f"{self._status_base}{ROUTE}/"
         self.client_header = settings.client_id_header
         self._client_key = settings.client_id_header.lower()
         self._poll_after = str(settings.poll_after_s).encode()
@@ -78,8 +94,7 @@ class SubmitHandler:
             f"POST {ROUTE}", context=context, kind=SpanKind.SERVER, attributes=_SPAN_ATTRIBUTES
         ) as span:
             try:
-                state = scope["state"]
-                status, body, extra = await self._answer(state["intake"], state.get("backlog"), headers, receive)
+                status, body, extra = await self._answer(scope["state"], headers, receive)
             except ClientGone:
                 return
             span.set_attribute("http.response.status_code", status)
@@ -90,13 +105,14 @@ class SubmitHandler:
         await send({"type": "http.response.start", "status": status, "headers": start})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(
-        self, intake: Intake, backlog: BacklogMonitor | None, headers: dict[str, str], receive: Receive
-    ) -> Answer:
+    async def _answer(self, state: dict[str, Any], headers: dict[str, str], receive: Receive) -> Answer:
         started = time.perf_counter()
+        backlog: BacklogMonitor | None = state.get("backlog")
         latest = backlog.latest if backlog is not None else None
+        prefer = headers.get("prefer")  # absent: no waiter work at all
+        wait = self._wait(prefer, state.get("completions")) if prefer is not None else None
         try:
-            job_id, replayed = await self._submit(intake, latest, headers, receive)
+            event, replayed, expected = await self._submit(state["intake"], latest, headers, receive, wait)
         except Problem as problem:
             REQUESTS.labels(str(problem.status)).inc()
             return _problem(problem)
@@ -107,11 +123,38 @@ class SubmitHandler:
             return _problem(Problem(500, "Internal server error", type(exc).__name__))
         (_REPLAYED if replayed else _ACCEPTED).inc()
         ACCEPT_SECONDS.observe(time.perf_counter() - started)
-        return self._accepted(job_id, replayed, latest)
+        if wait is not None and expected is not None:
+            left = started + wait.seconds - time.perf_counter()
+            completed = await wait.completions.outcome(event.job_id, expected, left)
+            (_WAIT_TIMED_OUT if completed is None else _WAIT_FINISHED).inc()
+            if completed is not None:
+                return self._finished(event, completed, wait.seconds, replayed)
+        return self._accepted(event.job_id, replayed, latest)
+
+    def _wait(self, prefer: str, completions: Completions | None) -> Wait | None:
+        """What `Prefer: wait=N` asks, capped; None when it asks nothing or this intake cannot wait now."""
+        seconds = min(wait_preference(prefer) or 0, self._settings.max_wait_s)
+        if seconds <= 0 or completions is None or not completions.watching:
+            return None
+        return Wait(seconds, completions)
 
     async def _submit(
-        self, intake: Intake, backlog: Backlog | None, headers: dict[str, str], receive: Receive
-    ) -> tuple[str, bool]:
+        self, intake: Intake, backlog: Backlog | None, headers: dict[str, str], receive: Receive, wait: Wait | None
+    ) -> tuple[JobRequested, bool, asyncio.Future[JobCompleted] | None]:
+        event = await self._event(backlog, headers, receive)
+        if wait is None:
+            return event, (await self._accept(intake, event)).replayed, None
+        # Before the record is published: its outcome cannot come before anyone waits for it.
+        expected = wait.completions.expect(event.job_id)
+        try:
+            accepted = await self._accept(intake, event)
+        except BaseException:
+            wait.completions.forget(event.job_id, expected)
+            raise
+        return event, accepted.replayed, expected
+
+    async def _event(self, backlog: Backlog | None, headers: dict[str, str], receive: Receive) -> JobRequested:
+        """The JobRequested of a request that passed every check (auth, rate, backlog, headers, body)."""
         caller = require(self._auth.principal(headers), KeyScope.SUBMIT)  # before the body is read
         self._submits.take(caller.tenant)
         if backlog is not None and backlog.records > self._settings.max_backlog:
@@ -135,6 +178,9 @@ class SubmitHandler:
         if event.expires_at is None and self._default_expiry is not None:
             # After the request hash: a retried request with the same key is still the same request.
             event = replace(event, expires_at=event.occurred_at + self._default_expiry)
+        return event
+
+    async def _accept(self, intake: Intake, event: JobRequested) -> Accepted:
         try:
             accepted = await intake.accept(event)
         except IdempotencyConflict as exc:
@@ -143,7 +189,20 @@ class SubmitHandler:
             log.warning("job not accepted: kafka unavailable", job_id=event.job_id, error=str(exc))
             raise unavailable(str(exc), self._settings.unavailable_retry_after_s) from exc
         log.info("job accepted", job_id=event.job_id, job_type=event.job_type, replayed=accepted.replayed)
-        return accepted.job_id, accepted.replayed
+        return accepted
+
+    def _finished(self, event: JobRequested, completed: JobCompleted, seconds: int, replayed: bool) -> Answer:
+        """The 200 of a job that ended within `Prefer: wait`: its final status document."""
+        location = (self._jobs_url + event.job_id).encode()
+        body = orjson.dumps(finished_document(event, completed, self._status_base))
+        extra = [
+            (b"location", location),
+            (b"content-location", location),
+            (b"preference-applied", b"wait=%d" % seconds),
+        ]
+        if replayed:
+            extra.append((b"idempotent-replayed", b"true"))
+        return 200, body, extra
 
     def _accepted(self, job_id: str, replayed: bool, backlog: Backlog | None) -> Answer:
         job_url = self._jobs_url + job_id

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from jobrelay.jobs.document import iso
 from jobrelay.jobs.events import DeadLetterReason, JobError
 from jobrelay.jobs.state import CancelRequest, JobState, JobStatus, Note, Outcome, Request, Step, Valued
 
@@ -35,15 +36,6 @@ class JobRow:
     def job_id(self) -> str:
         """The job's id."""
         return self.state.job_id
-
-
-def iso(moment: datetime) -> str:
-    """A UTC timestamp whose text order is its time order (for indexes and cursors)."""
-    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    if utc.year < 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not: keep strftime's text
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a fraction of its cost.
-    return utc.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_iso(text: str) -> datetime:
