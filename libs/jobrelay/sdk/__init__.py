@@ -1,5 +1,5 @@
-"""The jobrelay SDK: submit jobs over HTTP (`JobClient`, `AsyncJobClient`) or straight to Kafka
-(`JobPublisher`), with the request model and id derivation the intake uses.
+"""The jobrelay SDK: submit, wait for and follow jobs over HTTP (`JobClient`, `AsyncJobClient`) or
+submit straight to Kafka (`JobPublisher`), with the request model and id derivation the intake uses.
 """
 
 from jobrelay.sdk.client import AsyncJobClient, JobClient
@@ -10,12 +10,16 @@ from jobrelay.sdk.errors import (
     JobNotFound,
     JobRelayError,
     ProblemError,
+    RateLimited,
     ServiceUnavailable,
+    StreamLost,
+    TransientError,
     WaitTimeout,
 )
 from jobrelay.sdk.identity import ANONYMOUS, build_requested, job_id_for, request_hash
 from jobrelay.sdk.publisher import JobPublisher, Published
 from jobrelay.sdk.request import JobSubmission, RequestLimits, canonical_json
+from jobrelay.sdk.retrying import RetryPolicy
 from jobrelay.sdk.status import TERMINAL, Accepted, JobView
 from jobrelay.sdk.validation import validate_submission
 
@@ -24,6 +28,7 @@ __all__ = [
     "JobClient",
     "JobPublisher",
     "Published",
+    "RetryPolicy",
     "Accepted",
     "JobView",
     "TERMINAL",
@@ -41,6 +46,9 @@ __all__ = [
     "JobNotFound",
     "JobRelayError",
     "ProblemError",
+    "RateLimited",
     "ServiceUnavailable",
+    "StreamLost",
+    "TransientError",
     "WaitTimeout",
 ]
