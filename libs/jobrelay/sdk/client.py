@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Self
 
@@ -126,16 +126,21 @@ class JobClient:
         return wait_blocking(self.http, self.config, self.retry_policy, job, timeout, poll_interval)
 
     def events(
-        self, jobs: Iterable[JobRef] | None = None, *, after: int | None = None, give_up_after: float = 300.0
+        self,
+        jobs: Iterable[JobRef] | None = None,
+        *,
+        after: int | None = None,
+        give_up_after: float = 300.0,
+        on_drop: Callable[[BaseException], None] | None = None,
     ) -> Iterator[JobView]:
         """The jobs' status documents as they change (every job of the tenant when `jobs` is None).
 
-        Ends once every job is terminal; resumes by itself after a drop (from `after`, an event id:
-        `JobView.sequence`); StreamLost when it cannot get back on for `give_up_after` seconds.
+        Ends once every job is terminal. Resumes by itself after a drop (`on_drop` is told first),
+        from `after` at the start (an event id: `JobView.sequence`); StreamLost when it cannot get
+        back on for `give_up_after` seconds.
         """
-        return follow_blocking(
-            self.http, self.config, self.retry_policy, Follow(self.config, jobs, after), give_up_after
-        )
+        follow = Follow(self.config, jobs, after, on_drop)
+        return follow_blocking(self.http, self.config, self.retry_policy, follow, give_up_after)
 
 
 class AsyncJobClient:
@@ -229,7 +234,13 @@ class AsyncJobClient:
         return await wait_async(self.http, self.config, self.retry_policy, job, timeout, poll_interval)
 
     def events(
-        self, jobs: Iterable[JobRef] | None = None, *, after: int | None = None, give_up_after: float = 300.0
+        self,
+        jobs: Iterable[JobRef] | None = None,
+        *,
+        after: int | None = None,
+        give_up_after: float = 300.0,
+        on_drop: Callable[[BaseException], None] | None = None,
     ) -> AsyncIterator[JobView]:
         """The jobs' status documents as they change; see `JobClient.events`."""
-        return follow_async(self.http, self.config, self.retry_policy, Follow(self.config, jobs, after), give_up_after)
+        follow = Follow(self.config, jobs, after, on_drop)
+        return follow_async(self.http, self.config, self.retry_policy, follow, give_up_after)

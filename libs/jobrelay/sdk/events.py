@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -35,7 +35,14 @@ IDLE_TIMEOUT_S = 60.0  # a stream silent this long (no event, no keep-alive ping
 class Follow:
     """One `events()` call's state: the stream to ask, the last event id, the jobs not over yet (no I/O)."""
 
-    def __init__(self, config: ClientConfig, jobs: Iterable[JobRef] | None, after: int | None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        jobs: Iterable[JobRef] | None,
+        after: int | None,
+        on_drop: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.on_drop = on_drop  # told when a stream that was up went away (before reconnecting)
         ids = None if jobs is None else list(dict.fromkeys(j if isinstance(j, str) else j.id for j in jobs))
         self.pending: set[str] | None = None if ids is None else set(ids)  # None: every job of the tenant
         self.last_id, self.connected = after, False
@@ -86,9 +93,17 @@ class Follow:
             self.pending.discard(job_id)
 
     def ended(self) -> None:
-        """The server closed the stream: fine once every job is over, else reconnect (after a pause)."""
-        if not self.done and not self.connected:
-            raise httpx.RemoteProtocolError("the stream ended before the jobs did")
+        """The server closed the stream: fine once every job is over, else reconnect."""
+        if not self.done:
+            self.dropped(httpx.RemoteProtocolError("the stream ended before the jobs did"))
+
+    def dropped(self, exc: BaseException) -> None:
+        """After a drop: reconnect at once if the stream had been up, else raise (a failed try, paused)."""
+        if not self.connected:
+            raise exc
+        log.info("event stream dropped (%s); reconnecting after event %s", describe(exc), self.last_id)
+        if self.on_drop is not None:
+            self.on_drop(exc)
 
     def lost(self, error: BaseException, gave_up_after: float) -> StreamLost:
         """The error when reconnecting failed for too long."""
@@ -97,13 +112,6 @@ class Follow:
 
 def _stream_timeout(base: httpx.Timeout) -> httpx.Timeout:
     return httpx.Timeout(connect=base.connect, read=IDLE_TIMEOUT_S, write=base.write, pool=base.pool)
-
-
-def _dropped(follow: Follow, exc: BaseException) -> None:
-    """After a drop: raise (a failed try, paused by the policy) unless the connection had been up."""
-    if not follow.connected:
-        raise exc
-    log.info("event stream dropped (%s); reconnecting from event %s", describe(exc), follow.last_id)
 
 
 def follow_blocking(
@@ -130,7 +138,7 @@ def _session(http: httpx.Client, follow: Follow) -> Iterator[JobView]:
                 yield from _views(source, follow)
         follow.ended()
     except (httpx.TransportError, httpx.StreamError) as exc:
-        _dropped(follow, exc)
+        follow.dropped(exc)
 
 
 def _views(source: EventSource, follow: Follow) -> Iterator[JobView]:
@@ -172,4 +180,4 @@ async def _asession(http: httpx.AsyncClient, follow: Follow) -> AsyncIterator[Jo
                         return
         follow.ended()
     except (httpx.TransportError, httpx.StreamError) as exc:
-        _dropped(follow, exc)
+        follow.dropped(exc)

@@ -32,7 +32,7 @@ _NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolEr
 
 def retryable(exc: BaseException) -> bool:
     """Whether a failed request is worth another try: 429/502/503/504, or no answer at all."""
-    return isinstance(exc, TransientError | _NO_ANSWER)
+    return isinstance(exc, (TransientError, *_NO_ANSWER))
 
 
 def _hint(exc: BaseException | None) -> float | None:
