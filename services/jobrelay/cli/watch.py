@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -58,17 +59,32 @@ def _reconnecting(exc: BaseException) -> None:
 
 
 def _watch_one(client: JobClient, job_id: str, timeout: float) -> JobView:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
     final: JobView | None = None
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(job_id[:8], total=100)
+    with _display(job_id) as show:
         for view in client.events([job_id], give_up_after=timeout, on_drop=_reconnecting):
             final = view
-            label = f"{job_id[:8]} {view.status} {view.message or ''}".strip()
-            bar.update(task, completed=_percent(view), description=label)
+            show(view)
     if final is None:  # the stream had ended before (204): show where the job is
         final = client.get(job_id)
     return final
+
+
+@contextmanager
+def _display(job_id: str) -> Iterator[Callable[[JobView], None]]:
+    """A progress bar on a terminal; elsewhere (a pipe, CI logs) one line per change."""
+    label = job_id[:8]
+    if not console.is_terminal:
+        yield lambda view: console.print(f"{label} {view.status} {_percent(view):.0f}% {view.message or ''}".rstrip())
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(label, total=100)
+
+        def show(view: JobView) -> None:
+            description = f"{label} {view.status} {view.message or ''}".strip()
+            bar.update(task, completed=_percent(view), description=description)
+
+        yield show
 
 
 def _percent(view: JobView | dict[str, Any]) -> float:
