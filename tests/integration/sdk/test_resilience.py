@@ -60,7 +60,12 @@ def test_events_of_several_jobs_survive_a_projector_restart_without_repeats(sdk_
         ids = [client.submit("demo.sleep", {"seconds": 5, "steps": 5}).id for _ in range(3)]
         seen: list[JobView] = []
         following = pool.submit(_follow, client, ids, seen, drops)
-        wait_until(lambda: {v.id for v in seen if v.status == "running"} == set(ids), 60, "every job running")
+
+        def running() -> bool:
+            return following.done() or {v.id for v in seen if v.status == "running"} == set(ids)
+
+        wait_until(running, 60, "every job running")
+        assert not following.done(), following.result()  # surfaces an error of the stream
         sdk_stack.stop_projector()
         sdk_stack.start_projector()
         following.result(timeout=120)
@@ -77,7 +82,8 @@ def test_events_of_one_job_resume_on_its_own_stream(sdk_stack: SdkStack) -> None
         job = client.submit("demo.sleep", {"seconds": 5, "steps": 5}).id
         seen: list[JobView] = []
         following = pool.submit(_follow, client, [job], seen, drops)
-        wait_until(lambda: any(v.status == "running" for v in seen), 60, "job running")
+        wait_until(lambda: following.done() or any(v.status == "running" for v in seen), 60, "job running")
+        assert not following.done(), following.result()  # surfaces an error of the stream
         sdk_stack.stop_projector()
         sdk_stack.start_projector()
         following.result(timeout=120)
