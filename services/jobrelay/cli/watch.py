@@ -144,6 +144,7 @@ def _watch_all(client: JobClient, limit: int, timeout: float) -> None:
 
     with Live(board.render(), console=console, refresh_per_second=4) as live:
         try:
+            console.print(f"following every job of the tenant at {client.config.status_base_url} (Ctrl+C to stop)")
             for doc in _tenant_changes(client, limit, timeout, dropped):
                 board.update(doc)
                 live.update(board.render(note.pop() if note else ""))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -145,3 +146,17 @@ def test_jobrelay_watch_survives_a_projector_restart(sdk_stack: SdkStack) -> Non
     assert "reconnecting…" in printed
     final = json.loads(printed[printed.index("{") :])
     assert (final["id"], final["status"], final["result"]) == (job, "succeeded", {"slept": 6, "attempt": 1})
+
+
+def test_jobrelay_watch_all_shows_the_tenants_jobs_in_one_table(sdk_stack: SdkStack) -> None:
+    with sdk_stack.client() as client:
+        jobs = [client.submit("demo.echo", {"n": n}).id for n in range(2)]
+        assert all(client.wait(job, timeout=60).status == "succeeded" for job in jobs)
+    with _cli(sdk_stack, "watch", "--all") as (process, output):
+        output.until("following every job of the tenant")
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    printed = output.rest()
+    assert code == 0, printed
+    rows = [line for line in printed.splitlines() if any(job[:8] in line for job in jobs)]
+    assert len(rows) == 2 and all("demo.echo" in row and "succeeded" in row for row in rows), printed
