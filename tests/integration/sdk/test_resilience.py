@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from jobrelay.sdk import JobClient, JobView
@@ -55,7 +56,14 @@ async def test_wait_survives_a_projector_restart_in_the_middle(sdk_stack: SdkSta
     assert done.result == {"slept": 6, "attempt": 1}
 
 
+def _has_many_job_stream(sdk_stack: SdkStack) -> bool:
+    paths = httpx.get(f"{sdk_stack.url('projector')}/openapi.json", timeout=10).json()["paths"]
+    return "/v1/events" in paths
+
+
 def test_events_of_several_jobs_survive_a_projector_restart_without_repeats(sdk_stack: SdkStack) -> None:
+    if not _has_many_job_stream(sdk_stack):
+        pytest.skip("this status view has no GET /v1/events yet (it comes with the many-job streams)")
     drops: list[BaseException] = []
     with sdk_stack.client() as client, ThreadPoolExecutor(1) as pool:
         ids = [client.submit("demo.sleep", {"seconds": 5, "steps": 5}).id for _ in range(3)]
