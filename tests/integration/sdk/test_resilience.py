@@ -85,17 +85,23 @@ def test_events_of_several_jobs_survive_a_projector_restart_without_repeats(sdk_
     assert _in_order_without_repeats(seen), f"a repeat or out of order: {[v.sequence for v in seen]}"
 
 
-def test_events_of_one_job_resume_on_its_own_stream(sdk_stack: SdkStack) -> None:
+async def test_async_events_of_one_job_resume_on_its_own_stream(sdk_stack: SdkStack) -> None:
     drops: list[BaseException] = []
-    with sdk_stack.client() as client, ThreadPoolExecutor(1) as pool:
-        job = client.submit("demo.sleep", {"seconds": 5, "steps": 5}).id
-        seen: list[JobView] = []
-        following = pool.submit(_follow, client, [job], seen, drops)
-        wait_until(lambda: following.done() or any(v.status == "running" for v in seen), 60, "job running")
-        assert not following.done(), following.result()  # surfaces an error of the stream
-        sdk_stack.stop_projector()
-        sdk_stack.start_projector()
-        following.result(timeout=120)
+    seen: list[JobView] = []
+    async with sdk_stack.async_client() as client:
+        job = (await client.submit("demo.sleep", {"seconds": 5, "steps": 5})).id
+
+        async def follow() -> None:
+            async for view in client.events([job], on_drop=drops.append):
+                seen.append(view)
+
+        following = asyncio.create_task(follow())
+        while not any(v.status == "running" for v in seen):
+            assert not following.done(), following.result()  # surfaces an error of the stream
+            await asyncio.wait({following}, timeout=0.05)  # a running job shows within the test's timeout
+        await asyncio.to_thread(sdk_stack.stop_projector)
+        await asyncio.to_thread(sdk_stack.start_projector)
+        await asyncio.wait_for(following, 120)
     assert drops and seen[-1].status == "succeeded" and seen[-1].progress == 100
     assert _in_order_without_repeats(seen), f"a repeat or out of order: {[v.sequence for v in seen]}"
 

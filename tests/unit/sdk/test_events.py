@@ -7,6 +7,7 @@ import json
 import httpx
 from httpx_sse import ServerSentEvent
 
+from jobrelay.sdk import JobClient
 from jobrelay.sdk._http import ClientConfig
 from jobrelay.sdk.events import Follow
 
@@ -44,3 +45,18 @@ def test_the_tenant_stream_never_ends_by_itself() -> None:
     assert (follow.url, follow.params) == ("http://view/v1/events", [])
     follow.accept(_status("a", "succeeded", 1))
     assert not follow.done
+
+
+def test_leaving_the_loop_early_closes_the_stream_quietly() -> None:
+    body = "".join(
+        f'id: {n}\nevent: status\ndata: {{"id": "a", "type": "demo.sleep", "status": "running"}}\n\n' for n in (1, 2)
+    )
+    answer = httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    with JobClient(status_base_url="http://view", http=http) as client:
+        seen = []
+        for view in client.events(["a"]):
+            seen.append(view)
+            break  # the generator is closed here: no error, no retry
+        assert not http.is_closed
+    assert [(v.id, v.sequence) for v in seen] == [("a", 1)]
