@@ -5,7 +5,8 @@ Several jobs (or every job of the tenant) ride the status view's many-job stream
 Each `status` event is the job's whole status document with an increasing id; after a dropped
 connection, a 503 or a restart of the status view, the client reconnects with `Last-Event-ID`,
 so it gets only what changed since, and skips anything not newer than what it has (never a
-repeat). Reconnecting follows the client's `RetryPolicy` (full-jitter backoff, Retry-After);
+repeat). An id (`JobView.sequence`) is the stream's own: the many-job stream's change number, or
+on a single job's stream that job's version; pass it back as `after=` to the same kind of call. Reconnecting follows the client's `RetryPolicy` (full-jitter backoff, Retry-After);
 `StreamLost` after `give_up_after` seconds without getting back on. Following a list of jobs
 ends once every one of them is terminal; following the tenant never ends by itself.
 """
