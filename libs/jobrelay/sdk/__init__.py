@@ -11,12 +11,16 @@ from jobrelay.sdk.errors import (
     JobNotFound,
     JobRelayError,
     ProblemError,
+    RateLimited,
     ServiceUnavailable,
+    StreamLost,
+    TransientError,
     WaitTimeout,
 )
 from jobrelay.sdk.identity import ANONYMOUS, build_requested, job_id_for, request_hash
 from jobrelay.sdk.publisher import JobPublisher, Published
 from jobrelay.sdk.request import JobSubmission, RequestLimits, canonical_json
+from jobrelay.sdk.retrying import RetryPolicy
 from jobrelay.sdk.status import TERMINAL, Accepted, JobView
 from jobrelay.sdk.subscriber import Delivered, EventFilter, Handler, Poison, PoisonCallback, Subscriber
 from jobrelay.sdk.validation import validate_submission
@@ -32,6 +36,7 @@ __all__ = [
     "Handler",
     "Poison",
     "PoisonCallback",
+    "RetryPolicy",
     "Accepted",
     "JobView",
     "TERMINAL",
@@ -49,6 +54,9 @@ __all__ = [
     "JobNotFound",
     "JobRelayError",
     "ProblemError",
+    "RateLimited",
     "ServiceUnavailable",
+    "StreamLost",
+    "TransientError",
     "WaitTimeout",
 ]

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from jobrelay.sdk.errors import ServiceUnavailable
+from jobrelay.sdk.errors import TransientError
+from jobrelay.sdk.retrying import retryable as is_transient
 from jobrelay.sdk.status import Accepted, JobView, long_poll_applied
 
 __all__ = ["ClientConfig", "JobRef", "backoff", "pause_after", "retryable"]
@@ -94,12 +95,12 @@ def pause_after(response: httpx.Response, view: JobView, remaining: float, poll_
 
 
 def retryable(exc: Exception) -> bool:
-    """Whether a failed submission may be retried: 503, or the request never got an answer."""
-    return isinstance(exc, ServiceUnavailable | httpx.TransportError)
+    """Whether a failed request may be retried: 429/502/503/504, or it never got an answer (see `retrying`)."""
+    return is_transient(exc)
 
 
 def backoff(exc: Exception, attempt: int) -> float:
     """Seconds before retry `attempt`: the server's Retry-After, else exponential (capped)."""
-    if isinstance(exc, ServiceUnavailable) and exc.retry_after is not None:
+    if isinstance(exc, TransientError) and exc.retry_after is not None:
         return min(exc.retry_after, 30.0)
     return min(0.25 * 2.0**attempt, 10.0)

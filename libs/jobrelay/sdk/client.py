@@ -3,7 +3,9 @@
 Every request carries the API key (`api_key`, else `JOBRELAY_API_KEY`) as `Authorization: Bearer`.
 Submissions always carry an Idempotency-Key (a fresh one unless given), so the client retries a
 503 or a lost answer safely: the intake maps the same key to the same job. `wait` long-polls with
-`Prefer: wait=N` where the status view honours it, else polls as its `Retry-After` suggests.
+`Prefer: wait=N` where the status view honours it, else polls as its `Retry-After` suggests, and
+rides out 503s and dropped connections until its deadline (`waiting`); `events` follows jobs over
+Server-Sent Events, resuming after every drop (`events`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Self, overload
 
 import httpx
 
-from jobrelay.sdk._http import ClientConfig, JobRef, backoff, pause_after, retryable
-from jobrelay.sdk.errors import WaitTimeout
+from jobrelay.sdk._http import ClientConfig, JobRef, backoff, retryable
+from jobrelay.sdk.events import Follow, follow_async, follow_blocking
+from jobrelay.sdk.retrying import RetryPolicy
 from jobrelay.sdk.status import Accepted, JobView, accepted_from, raise_for_problem, submitted_from, view_from
+from jobrelay.sdk.waiting import wait_async, wait_blocking
 
 __all__ = ["AsyncJobClient", "JobClient"]
 
@@ -36,10 +41,12 @@ class JobClient:
         timeout: float = 10.0,
         max_retries: int = 3,
         http: httpx.Client | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("JOBRELAY_API_KEY") or None
         self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries, api_key=key)
         self.http = http or httpx.Client(timeout=timeout)
+        self.retry_policy = retry_policy or RetryPolicy()  # how wait() and events() pause between tries
 
     def __enter__(self) -> Self:
         return self
@@ -147,21 +154,28 @@ class JobClient:
         return view_from(response)
 
     def wait(self, job: JobRef, timeout: float = 60.0, *, poll_interval: float = 1.0) -> JobView:
-        """Block until the job is terminal and return it; WaitTimeout after `timeout` seconds."""
-        deadline, last = time.monotonic() + timeout, None
-        url = self.config.status_url(job)
-        while True:
-            remaining = deadline - time.monotonic()
-            headers = self.config.wait_headers(remaining, last.etag if last else None)
-            response = self.http.get(url, headers=headers, timeout=(self.http.timeout.read or 10.0) + remaining)
-            raise_for_problem(response)
-            last = last if response.status_code == 304 and last else view_from(response)
-            if last.terminal:
-                return last
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(str(job if isinstance(job, str) else job.id), last)
-            time.sleep(pause_after(response, last, remaining, poll_interval))
+        """Block until the job is terminal and return it, riding out 503s, 429s and dropped connections.
+
+        WaitTimeout after `timeout` seconds, naming the last status seen and the last error.
+        """
+        return wait_blocking(self.http, self.config, self.retry_policy, job, timeout, poll_interval)
+
+    def events(
+        self,
+        jobs: Iterable[JobRef] | None = None,
+        *,
+        after: int | None = None,
+        give_up_after: float = 300.0,
+        on_drop: Callable[[BaseException], None] | None = None,
+    ) -> Iterator[JobView]:
+        """The jobs' status documents as they change (every job of the tenant when `jobs` is None).
+
+        Ends once every job is terminal. Resumes by itself after a drop (`on_drop` is told first),
+        from `after` at the start (an event id: `JobView.sequence`); StreamLost when it cannot get
+        back on for `give_up_after` seconds.
+        """
+        follow = Follow(self.config, jobs, after, on_drop)
+        return follow_blocking(self.http, self.config, self.retry_policy, follow, give_up_after)
 
 
 class AsyncJobClient:
@@ -177,10 +191,12 @@ class AsyncJobClient:
         timeout: float = 10.0,
         max_retries: int = 3,
         http: httpx.AsyncClient | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("JOBRELAY_API_KEY") or None
         self.config = ClientConfig(base_url, status_base_url, client_id, max_retries=max_retries, api_key=key)
         self.http = http or httpx.AsyncClient(timeout=timeout)
+        self.retry_policy = retry_policy or RetryPolicy()  # how wait() and events() pause between tries
 
     async def __aenter__(self) -> Self:
         return self
@@ -284,18 +300,17 @@ class AsyncJobClient:
         return view_from(response)
 
     async def wait(self, job: JobRef, timeout: float = 60.0, *, poll_interval: float = 1.0) -> JobView:
-        """Wait until the job is terminal and return it; WaitTimeout after `timeout` seconds."""
-        deadline, last = time.monotonic() + timeout, None
-        url = self.config.status_url(job)
-        while True:
-            remaining = deadline - time.monotonic()
-            headers = self.config.wait_headers(remaining, last.etag if last else None)
-            response = await self.http.get(url, headers=headers, timeout=(self.http.timeout.read or 10.0) + remaining)
-            raise_for_problem(response)
-            last = last if response.status_code == 304 and last else view_from(response)
-            if last.terminal:
-                return last
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(str(job if isinstance(job, str) else job.id), last)
-            await asyncio.sleep(pause_after(response, last, remaining, poll_interval))
+        """Wait until the job is terminal and return it; see `JobClient.wait`."""
+        return await wait_async(self.http, self.config, self.retry_policy, job, timeout, poll_interval)
+
+    def events(
+        self,
+        jobs: Iterable[JobRef] | None = None,
+        *,
+        after: int | None = None,
+        give_up_after: float = 300.0,
+        on_drop: Callable[[BaseException], None] | None = None,
+    ) -> AsyncIterator[JobView]:
+        """The jobs' status documents as they change; see `JobClient.events`."""
+        follow = Follow(self.config, jobs, after, on_drop)
+        return follow_async(self.http, self.config, self.retry_policy, follow, give_up_after)

@@ -15,7 +15,10 @@ __all__ = [
     "JobNotFound",
     "JobRelayError",
     "ProblemError",
+    "RateLimited",
     "ServiceUnavailable",
+    "StreamLost",
+    "TransientError",
     "WaitTimeout",
 ]
 
@@ -63,12 +66,20 @@ class ProblemError(JobRelayError):
         super().__init__(f"HTTP {status}: {detail}")
 
 
-class ServiceUnavailable(ProblemError):
-    """503: nothing was persisted; retrying (with the same Idempotency-Key) is safe."""
+class TransientError(ProblemError):
+    """429, 502, 503 or 504: the service could not answer now; asking again (after `retry_after`) may work."""
 
     def __init__(self, status: int, problem: dict[str, Any], retry_after: float | None) -> None:
         super().__init__(status, problem)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(TransientError):
+    """503: nothing was persisted; retrying (with the same Idempotency-Key) is safe."""
+
+
+class RateLimited(TransientError):
+    """429: the caller is over a limit (requests, open streams); `retry_after` says when to come back."""
 
 
 class JobNotFound(ProblemError):
@@ -86,8 +97,41 @@ class JobConflict(ProblemError):
 
 
 class WaitTimeout(JobRelayError, TimeoutError):
-    """The job did not finish in time; `last` is the last status seen (or None)."""
+    """The job did not finish in time; `last` is the last status seen (or None), `error` the last failed try."""
 
-    def __init__(self, job_id: str, last: Any) -> None:
-        self.job_id, self.last = job_id, last
-        super().__init__(f"job {job_id} not finished in time (last status: {getattr(last, 'status', None)})")
+    def __init__(
+        self, job_id: str, last: Any, error: BaseException | None = None, timeout: float | None = None
+    ) -> None:
+        self.job_id, self.last, self.error, self.timeout = job_id, last, error, timeout
+        within = f" within {timeout:g}s" if timeout is not None else " in time"
+        super().__init__(f"job {job_id} did not finish{within}; {_last_seen(last, error)}")
+
+
+def _last_seen(last: Any, error: BaseException | None) -> str:
+    status = getattr(last, "status", None)
+    seen = "no status seen" if status is None else f"last status: {status}"
+    progress, message = getattr(last, "progress", None), getattr(last, "message", None)
+    if progress is not None:
+        seen += f" {progress:.0f}%"
+    if message:
+        seen += f" ({message})"
+    if error is not None:
+        seen += f"; the last try failed: {describe(error)}"
+    return seen
+
+
+def describe(error: BaseException) -> str:
+    """An error in a few words: its type and message (transport errors often have an empty message)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class StreamLost(JobRelayError, ConnectionError):
+    """An event stream could not be resumed in time; resume later from `last_event_id` (`after=`)."""
+
+    def __init__(self, url: str, last_event_id: int | None, error: BaseException, gave_up_after: float) -> None:
+        self.url, self.last_event_id, self.error = url, last_event_id, error
+        super().__init__(
+            f"lost the event stream {url} and could not resume it within {gave_up_after:g}s "
+            f"(last event id {last_event_id}); the last try failed: {describe(error)}"
+        )

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from jobrelay.sdk.errors import JobConflict, JobNotFound, ProblemError, ServiceUnavailable
+from jobrelay.sdk.errors import JobConflict, JobNotFound, ProblemError, RateLimited, ServiceUnavailable, TransientError
 
 __all__ = [
     "TERMINAL",
@@ -68,6 +68,7 @@ class JobView(BaseModel):
     links: dict[str, str] = {}
     retry_after: float | None = None
     etag: str | None = None
+    sequence: int | None = None  # the event id it came with on a stream (resume with `after=`); None from a GET
 
     @property
     def terminal(self) -> bool:
@@ -106,6 +107,10 @@ def raise_for_problem(response: httpx.Response) -> None:
         problem = {"detail": str(problem)}
     if response.status_code == 503:
         raise ServiceUnavailable(503, problem, retry_after(response))
+    if response.status_code == 429:
+        raise RateLimited(429, problem, retry_after(response))
+    if response.status_code in (502, 504):
+        raise TransientError(response.status_code, problem, retry_after(response))
     if response.status_code == 404:
         raise JobNotFound(404, problem)
     if response.status_code == 409:

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -261,6 +262,10 @@ class KeyRing:
         self._keys = Keys()
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
+        # FastAPI runs the (sync) auth dependency in worker threads: without the lock, a request that
+        # came while another was loading the file saw the empty set and got a 401 (the first
+        # requests after a start, e.g. every client reconnecting after a restart).
+        self._lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -269,15 +274,16 @@ class KeyRing:
 
     def current(self) -> Keys:
         """The keys, re-read if the file changed (looked at, at most, every `reload_s`)."""
-        now = time.monotonic()
-        if now - self._checked >= self._reload_s:
-            self._checked = now
-            try:
-                info = self._file.path.stat()
-                stamp: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
-            except FileNotFoundError:
-                stamp = None
-            if stamp != self._stamp:
-                self._keys = self._file.read() if stamp is not None else Keys()
-                self._stamp = stamp
-        return self._keys
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked >= self._reload_s:
+                try:
+                    info = self._file.path.stat()
+                    stamp: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+                except FileNotFoundError:
+                    stamp = None
+                if stamp != self._stamp:
+                    self._keys = self._file.read() if stamp is not None else Keys()
+                    self._stamp = stamp
+                self._checked = now
+            return self._keys

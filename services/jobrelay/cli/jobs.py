@@ -1,4 +1,4 @@
-"""`jobrelay submit|status|watch|jobs|cancel|retry`: use a running jobrelay from the terminal."""
+"""`jobrelay submit|status|jobs|cancel|retry`: use a running jobrelay from the terminal (`watch`: cli/watch.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 
 import httpx
 import typer
-from httpx_sse import connect_sse
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from jobrelay.dev.localkafka import project_root
@@ -124,32 +122,6 @@ def retry(job_id: str = typer.Argument(...), intake_url: str = INTAKE, status_ur
     console.print(f"accepted [bold]{accepted.id}[/bold] (re-runs {job_id})  {accepted.links.get('self', '')}")
 
 
-def watch(job_id: str = typer.Argument(...), status_url: str = STATUS) -> None:
-    """Follow a job live (its Server-Sent Events stream) until it ends; exit 1 unless it succeeded."""
-    final: dict[str, Any] = {}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar, httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http:
-        task = bar.add_task(job_id[:8], total=100)
-        try:
-            with connect_sse(http, "GET", f"{status_url}/v1/jobs/{job_id}/events", headers=_auth()) as source:
-                source.response.raise_for_status()
-                for event in source.iter_sse():
-                    final = json.loads(event.data)
-                    done = 100 if final.get("status") == "succeeded" else final.get("progress") or 0
-                    label = f"{job_id[:8]} {final.get('status')} {final.get('message') or ''}".strip()
-                    bar.update(task, completed=done, description=label)
-        except httpx.HTTPError as exc:
-            raise _fail(exc) from exc
-    console.print_json(json.dumps(final))
-    if final.get("status") != "succeeded":
-        raise typer.Exit(1)
-
-
 def jobs(
     status_filter: list[str] = typer.Option(None, "--status", "-s", help="Only these statuses (repeatable)."),
     job_type: list[str] = typer.Option(None, "--type", "-t", help="Only these types (repeatable)."),
@@ -185,7 +157,6 @@ def register(app: typer.Typer) -> None:
     """Add the commands to the top-level `jobrelay` app."""
     app.command()(submit)
     app.command()(status)
-    app.command()(watch)
     app.command()(jobs)
     app.command()(cancel)
     app.command()(retry)

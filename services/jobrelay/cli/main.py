@@ -13,6 +13,7 @@ from jobrelay.cli.jobs import register as register_job_commands
 from jobrelay.cli.keys import keys_app
 from jobrelay.cli.settingsdoc import settings
 from jobrelay.cli.topics import topics_app
+from jobrelay.cli.watch import watch
 from jobrelay.intake.cli import app as intake_app
 from jobrelay.notifier.cli import app as notifier_app
 from jobrelay.processor.cli import app as processor_app
@@ -22,6 +23,7 @@ __all__ = ["app"]
 
 app = typer.Typer(name="jobrelay", help="Asynchronous Request-Reply on Apache Kafka.", no_args_is_help=True)
 register_job_commands(app)
+app.command()(watch)
 app.command()(settings)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(bench)
 app.add_typer(dev_app, name="dev")
