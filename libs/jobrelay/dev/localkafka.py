@@ -3,6 +3,7 @@
 The jars come from Maven Central through `deploy/kafka/pom.xml` into `.cache/kafka/<version>/libs`;
 the broker's data, config, log and PID file live in `.cache/kafka/run`. `up` is idempotent and
 returns once a metadata request succeeds; `down` stops only the process that `up` started.
+One `LocalKafka` is also one node of the local cluster (`jobrelay.dev.kafkacluster`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError", "project_root", "stop_pid"]
+__all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError", "NodeConfig", "port_open", "project_root", "stop_pid"]
 
 KAFKA_VERSION = "4.3.1"
 MAIN_CLASS = "kafka.Kafka"
@@ -28,6 +29,19 @@ MAIN_CLASS = "kafka.Kafka"
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be provisioned, started or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """What makes a node one of a cluster rather than the single broker."""
+
+    node_id: int = 1
+    voters: str | None = None  # controller.quorum.voters; None: this node alone
+    replicas: int = 1  # of the internal topics, and default.replication.factor
+    min_isr: int = 1
+    heartbeat_ms: int = 2000  # Kafka's defaults; the cluster fences a dead node sooner
+    session_timeout_ms: int = 9000
+    cluster_id_file: Path | None = None  # shared by the nodes of a cluster; None: a fresh id
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +108,17 @@ class LocalKafka:
         host: str = "127.0.0.1",
         port: int = 9092,
         controller_port: int = 9093,
+        *,
+        node: NodeConfig | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.root = root or project_root()
         self.host, self.port, self.controller_port = host, port, controller_port
+        self.node = node or NodeConfig()
         self.cache = self.root / ".cache" / "kafka"
         self.libs = self.cache / KAFKA_VERSION / "libs"
         # One run folder per port, so a test can run a second, private broker beside the main one.
-        self.run_dir = self.cache / ("run" if port == 9092 else f"run-{port}")
+        self.run_dir = run_dir or self.cache / ("run" if port == 9092 else f"run-{port}")
         self.data_dir = self.run_dir / "data"
         self.pid_file = self.run_dir / "kafka.pid"
         self.log_file = self.run_dir / "kafka.log"
@@ -136,20 +154,36 @@ class LocalKafka:
 
     def _render_config(self) -> None:
         template = (self.root / "deploy" / "kafka" / "server.properties.template").read_text()
+        node = self.node
         values = {
             "host": self.host,
             "port": self.port,
             "controller_port": self.controller_port,
             "data_dir": self.data_dir,
+            "node_id": node.node_id,
+            "voters": node.voters or f"{node.node_id}@{self.host}:{self.controller_port}",
+            "replicas": node.replicas,
+            "min_isr": node.min_isr,
+            "heartbeat_ms": node.heartbeat_ms,
+            "session_timeout_ms": node.session_timeout_ms,
         }
         self.config_file.write_text(string.Template(template).substitute(values))
+
+    def _cluster_id(self) -> str:
+        path = self.node.cluster_id_file
+        if path is not None and path.is_file():
+            return path.read_text().strip()
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if path is not None:  # the first node formatted names the cluster for the others
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(cluster_id + "\n")
+        return cluster_id
 
     def _format(self) -> None:
         if (self.data_dir / "meta.properties").is_file():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        # controller.quorum.voters is set, so no --standalone.
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file))
+        # controller.quorum.voters is set (a static quorum), so no --standalone.
+        cmd = self._java("kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(self.config_file))
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalKafkaError(f"formatting the Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -177,10 +211,24 @@ class LocalKafka:
         if self.running_pid() is not None or port_open(self.host, self.port):
             self.wait_ready(timeout)
             return False
+        self.prepare()
+        proc = self.spawn()
+        try:
+            self.wait_ready(timeout, proc)
+        except LocalKafkaError:
+            self.down()
+            raise
+        return True
+
+    def prepare(self) -> None:
+        """Fetch the jars (first time), write the config, format the storage (first time)."""
         self.provision()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._render_config()
         self._format()
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the prepared broker in the background and record its PID; does not wait for it."""
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 self._java(MAIN_CLASS, str(self.config_file)),
@@ -192,12 +240,7 @@ class LocalKafka:
             )
         self._proc = proc  # keep the handle: the broker outlives this call, and dropping it warns
         self.pid_file.write_text(f"{proc.pid}\n")
-        try:
-            self.wait_ready(timeout, proc)
-        except LocalKafkaError:
-            self.down()
-            raise
-        return True
+        return proc
 
     def wait_ready(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
         """Return once a metadata request succeeds; raise with the log's tail after `timeout`."""
@@ -226,6 +269,23 @@ class LocalKafka:
             self._proc = None  # reaped by stop_pid
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def kill(self, timeout: float = 10.0) -> int | None:
+        """SIGKILL the broker this project started, as a crash would (for failure drills); its PID.
+
+        Returns once the process is gone (reaped when it is our child); None when none of ours runs.
+        """
+        pid = self.running_pid()
+        if pid is None:
+            return None
+        os.kill(pid, signal.SIGKILL)
+        if self._proc is not None and self._proc.pid == pid:
+            self._proc.wait(timeout=timeout)
+            self._proc = None
+        deadline = time.monotonic() + timeout
+        while self.running_pid() == pid and time.monotonic() < deadline:
+            time.sleep(0.05)  # not our child: its parent (or init) reaps it
+        return pid
 
     def _log_tail(self, lines: int = 30) -> str:
         try:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +78,10 @@ class Stack:
         run_dir: Path | None = None,
         ports: Mapping[str, int] | None = None,
         jaeger: LocalJaeger | None = None,
+        only: Collection[str] | None = None,
     ) -> None:
-        """`run_dir` and `ports` let a test run a private stack beside a developer's.
+        """`run_dir` and `ports` let a test run a private stack beside a developer's; `only` names
+        the services it runs (all four by default).
 
         With `jaeger`, `up` also starts it and the services export their spans to it (unless
         OTEL_EXPORTER_OTLP_ENDPOINT is set: an explicit endpoint wins).
@@ -94,7 +96,9 @@ class Stack:
         self.env = dict(env if env is not None else os.environ)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # our children, reaped in stop()
         chosen = dict(ports or {}) or {s.name: int(self.env[s.port_env]) for s in SERVICES if self.env.get(s.port_env)}
-        self.services = tuple(dataclasses.replace(s, port=chosen.get(s.name, s.port)) for s in SERVICES)
+        self.services = tuple(
+            dataclasses.replace(s, port=chosen.get(s.name, s.port)) for s in SERVICES if only is None or s.name in only
+        )
 
     def _pid_file(self, service: Service) -> Path:
         return self.run_dir / f"{service.name}.pid"

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from jobrelay.dev.jaeger import JAEGER_VERSION, LocalJaeger, LocalJaegerError
+from jobrelay.dev.kafkacluster import CLUSTER_PORT, LocalKafkaCluster
 from jobrelay.dev.localkafka import LocalKafka, LocalKafkaError
 from jobrelay.dev.localpostgres import LocalPostgres, LocalPostgresError
 from jobrelay.dev.stack import Stack, StackError
@@ -17,7 +18,9 @@ from jobrelay.dev.supervisor import RestartPolicy
 __all__ = ["dev_app"]
 
 dev_app = typer.Typer(help="Run jobrelay locally: the Kafka broker and the whole stack.", no_args_is_help=True)
-kafka_app = typer.Typer(help="The local single-node Apache Kafka broker (KRaft).", no_args_is_help=True)
+kafka_app = typer.Typer(
+    help="The local Apache Kafka broker (KRaft), or a local cluster of N nodes (--brokers N).", no_args_is_help=True
+)
 dev_app.add_typer(kafka_app, name="kafka")
 jaeger_app = typer.Typer(help="The local Jaeger v2 all-in-one (in memory, built with Go).", no_args_is_help=True)
 dev_app.add_typer(jaeger_app, name="jaeger")
@@ -27,29 +30,51 @@ console = Console(stderr=True)
 RUN_DIR = typer.Option(None, "--run-dir", help="Where the stack keeps PIDs, logs and state (default .cache/stack).")
 
 
+BROKERS = typer.Option(
+    1, "--brokers", min=1, max=9, help="1: the single broker on 9092; N > 1: the local N-node cluster (KRaft)."
+)
+CLUSTER_PORT_OPTION = typer.Option(
+    CLUSTER_PORT, "--port", help="The cluster's first broker port (node i: port+i-1, its controller: +100)."
+)
+
+
+def _kafka(brokers: int, port: int) -> LocalKafka | LocalKafkaCluster:
+    return LocalKafka() if brokers == 1 else LocalKafkaCluster(brokers, port=port)
+
+
 @kafka_app.command("up")
-def kafka_up(timeout: float = typer.Option(90.0, help="Seconds to wait until the broker answers.")) -> None:
-    """Fetch (first time), format and start the broker on 127.0.0.1:9092; no-op when one answers."""
-    broker = LocalKafka()
+def kafka_up(
+    timeout: float = typer.Option(90.0, help="Seconds to wait until the broker(s) answer."),
+    brokers: int = BROKERS,
+    port: int = CLUSTER_PORT_OPTION,
+) -> None:
+    """Fetch (first time), format and start the broker on 127.0.0.1:9092 (or the cluster); no-op when up."""
+    kafka = _kafka(brokers, port)
     try:
-        started = broker.up(timeout)
+        started = kafka.up(timeout)
     except LocalKafkaError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    console.print(("started " if started else "already up: ") + broker.status().describe())
+    console.print(("started " if started else "already up: ") + kafka.status().describe())
+    if isinstance(kafka, LocalKafkaCluster):
+        console.print(
+            f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap} JOBRELAY_TOPICS_REPLICATION_FACTOR={kafka.replicas} "
+            f"JOBRELAY_TOPICS_MIN_INSYNC_REPLICAS={kafka.min_insync_replicas}"
+        )
 
 
 @kafka_app.command("down")
-def kafka_down() -> None:
-    """Stop the broker `up` started (by its PID); leaves any other broker alone."""
-    broker = LocalKafka()
-    console.print("stopped local Kafka" if broker.down() else "no local Kafka started by jobrelay is running")
+def kafka_down(brokers: int = BROKERS, port: int = CLUSTER_PORT_OPTION) -> None:
+    """Stop the broker (or the cluster's nodes) `up` started, by PID; leaves any other broker alone."""
+    what = "local Kafka" if brokers == 1 else f"local {brokers}-node Kafka cluster"
+    stopped = _kafka(brokers, port).down()
+    console.print(f"stopped {what}" if stopped else f"no {what} started by jobrelay is running")
 
 
 @kafka_app.command("status")
-def kafka_status() -> None:
-    """Say whether a broker answers and whether jobrelay started it; exit 1 when none answers."""
-    status = LocalKafka().status()
+def kafka_status(brokers: int = BROKERS, port: int = CLUSTER_PORT_OPTION) -> None:
+    """Say whether the broker(s) answer and whether jobrelay started them; exit 1 unless all answer."""
+    status = _kafka(brokers, port).status()
     console.print(status.describe())
     if not status.reachable:
         raise typer.Exit(1)
