@@ -262,6 +262,9 @@ class LocalKafka:
         """Stop the broker this project started (by PID); True when one was stopped."""
         pid = self.running_pid()
         if pid is None:
+            if self._proc is not None:  # our child died already (e.g. SIGTERMed with its cluster): reap it
+                self._proc.wait(timeout=grace)
+                self._proc = None
             self.pid_file.unlink(missing_ok=True)
             return False
         stop_pid(pid, self.running_pid, self._proc, grace)

@@ -195,8 +195,9 @@ async def test_two_members_of_one_group_share_the_outcomes_without_repeats(
 
     def member(name: str) -> Subscriber:
         async def slow(item: Delivered) -> None:
-            # the downstream work: slow enough that the second member joins (a heartbeat, ~3 s) mid-way
-            await asyncio.sleep(0.1)
+            # the downstream work: the first member slow enough (60 x 0.3 s) that the second joins
+            # (a heartbeat, ~3 s, longer on a busy machine) well before it could finish alone
+            await asyncio.sleep(0.3 if name == "first" else 0.05)
             handled[name].append(item.job_id)
             if len(handled["first"]) >= 10:
                 under_way.set()
